@@ -1,0 +1,39 @@
+"""pybpf: a pure-Python eBPF toolkit -- load clang-built CO-RE objects, assemble programs, attach them and
+read their maps, with no BCC, clang or libbpf on the machine.
+
+    import pybpf
+    with pybpf.load("prog.bpf.o") as obj:
+        obj.programs["handle_exec"].attach()
+        ...
+
+Names are resolved lazily, so ``import pybpf`` costs almost nothing until a feature is used.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "BPFError": "errors", "ParseError": "errors", "ELFError": "errors", "BTFError": "errors", "AsmError": "errors",
+    "LinkError": "errors", "SectionError": "errors", "KernelError": "errors", "PermissionDenied": "errors",
+    "NotSupported": "errors", "NotFound": "errors", "VerifierError": "errors",
+    "Program": "program", "TestRunResult": "program",
+    "Map": "maps.map",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'pybpf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -124,7 +124,8 @@ class VerifierError(KernelError):
         self.log = log
         last = next((ln for ln in reversed(log.splitlines())
                      if ln.strip() and not ln.startswith(("processed ", "verification time", "stack depth"))), "")
-        super().__init__("BPF_PROG_LOAD", err, f"program {program!r}" + (f": {last}" if last else ""))
+        super().__init__("BPF_PROG_LOAD", err, f"program {program!r}" + (f": {last}" if last else ""),
+                         hint="the verifier rejected the program; its log follows" if log else None)
 
     def __str__(self) -> str:
         text = super().__str__()

@@ -1,0 +1,74 @@
+"""The kernel's pseudo file systems pybpf relies on: bpffs (pins), tracefs (events, trace_pipe), debugfs.
+
+Where a user would expect them mounted and they are not, pybpf mounts them itself (as bpftool does) and
+says clearly when it cannot."""
+from __future__ import annotations
+
+import ctypes
+import os
+
+from ..errors import KernelError, kernel_error
+
+BPFFS = "/sys/fs/bpf"
+TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+def mounts() -> list[tuple[str, str]]:
+    """(mount point, file system type) of every mount visible to this process, in mount order."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            point = left.split()[4].replace("\\040", " ")
+            out.append((point, right.split()[0]))
+    return out
+
+
+def fstype(path: str) -> str | None:
+    """The type of the file system holding ``path`` (``bpf``, ``tracefs``...), or None if unknown."""
+    real = os.path.realpath(path)
+    best, kind = "", None
+    for point, typ in mounts():
+        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, kind = point, typ
+    return kind
+
+
+def is_bpffs(path: str) -> bool:
+    """True if ``path`` lies inside a bpffs mount."""
+    return fstype(path) == "bpf"
+
+
+def _mount(source: str, target: str, kind: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(source.encode(), target.encode(), kind.encode(), 0, None) != 0:
+        err = ctypes.get_errno()
+        raise kernel_error(f"mount -t {kind} {target}", err,
+                           hint=f"mount it yourself (mount -t {kind} {source} {target}) or run as root")
+
+
+def ensure_bpffs(path: str = BPFFS) -> str:
+    """Make sure a bpffs is mounted at ``path`` (mounting it if needed); return ``path``."""
+    if not is_bpffs(path):
+        os.makedirs(path, exist_ok=True)
+        _mount("bpf", path, "bpf")
+    return path
+
+
+def tracefs() -> str:
+    """The tracefs directory (``/sys/kernel/tracing`` or under debugfs), mounting tracefs if none is."""
+    for cand in TRACEFS_CANDIDATES:
+        if os.path.exists(os.path.join(cand, "events")):
+            return cand
+    errors = []
+    for cand, kind in (("/sys/kernel/tracing", "tracefs"), ("/sys/kernel/debug", "debugfs")):
+        try:
+            if os.path.isdir(cand) and fstype(cand) != kind:
+                _mount(kind, cand, kind)
+        except KernelError as e:
+            errors.append(str(e))
+    for cand in TRACEFS_CANDIDATES:
+        if os.path.exists(os.path.join(cand, "events")):
+            return cand
+    raise KernelError("mount tracefs", 2, "; ".join(errors) or "no tracefs in this kernel",
+                      hint="tracing needs tracefs: mount -t tracefs tracefs /sys/kernel/tracing")
