@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what pybpf's test suite needs on a fresh Debian bookworm machine, then pybpf itself (editable).
+# Test-only tools come from apt: llvm-19 (llvm-mc/llvm-objdump oracles), clang-19 + libbpf-dev (building
+# objects in tests), bpftool (libbpf's loader as the oracle), iproute2/iputils-ping (network tests).
+# None of them is needed to install or run pybpf.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_pkgs=(llvm-19 clang-19 libbpf-dev bpftool iproute2 iputils-ping busybox-static)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
