@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Build prebuilt/src/*.bpf.c into prebuilt/NAME.bpf.o (the committed objects); see prebuilt/README.md.
+#
+#   tools/build_objs.sh [--check] [OUTDIR] [NAME...]
+#   tools/build_objs.sh --regen-vmlinux
+#
+#   OUTDIR        where NAME.bpf.o go (default: prebuilt/). NAME restricts the build to prebuilt/src/NAME.bpf.c.
+#   --check       after building, load every object with `bpftool prog loadall` into a unique bpffs directory
+#                 (removed afterwards) and print a table: object, loads here (yes / no: why). Exit 1 if an
+#                 object that should load does not.
+#   --regen-vmlinux  rewrite prebuilt/src/vmlinux.h from $BTF (default /sys/kernel/btf/vmlinux) with bpftool.
+#
+# Environment:
+#   CLANG=clang-19       compiler (CLANG=clang-14 tools/build_objs.sh /tmp/o14 builds with clang-14; never
+#                        commit such builds: the committed objects are clang-19 -O2)
+#   OPT=-O2              optimisation level (OPT=-O1 for the code-generation tests)
+#   EXTRA_CFLAGS=        appended to the compile line (e.g. -mcpu=v3)
+#   VMLINUX_H=FILE       use this vmlinux.h instead of the committed prebuilt/src/vmlinux.h
+#   BTF=FILE             generate vmlinux.h from this BTF file (bpftool btf dump ... format c) and use it
+#   LLVM_STRIP=          strip tool (default: llvm-strip-19, else llvm-strip)
+#
+# Reproducibility: the committed objects are a function of the sources, prebuilt/src/vmlinux.h, clang-19
+# (Debian 1:19.1.7-3~deb12u1), the libbpf-dev headers (1:1.1.2-0+deb12u1) and llvm-strip. Sources are compiled
+# from inside prebuilt/src with relative file names and -fdebug-compilation-dir=. so no absolute path of the
+# checkout reaches the object; DWARF is stripped (`llvm-strip -g`; .BTF/.BTF.ext and the symbol table stay).
+# Building twice gives byte-identical objects (tests/unit/test_prebuilt_corpus.py checks this).
+#
+# Per-source directives (in the source's top comment):
+#   pybpf-build: no-btf           compile without -g: no .BTF/.BTF.ext (deliberately BTF-less objects)
+#   pybpf-check: type TYPE        bpftool needs `type TYPE` to load it (section names newer than bpftool's libbpf)
+#   pybpf-check: variant FLAGS    bpftool cannot open the object itself (legacy SEC("maps")): load a variant
+#                                 compiled with FLAGS instead, which only swaps the map definitions
+#   pybpf-check: skip REASON      cannot be loaded on this kernel; REASON goes into the table
+#   pybpf-check: unpin NAME...    maps pinned by name (LIBBPF_PIN_BY_NAME) under /sys/fs/bpf to remove afterwards
+set -euo pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SRC=$ROOT/prebuilt/src
+CLANG=${CLANG:-clang-19}
+OPT=${OPT:--O2}
+EXTRA_CFLAGS=${EXTRA_CFLAGS:-}
+
+die() { echo "build_objs.sh: $*" >&2; exit 2; }
+
+check=0
+regen=0
+outdir=
+names=()
+for arg in "$@"; do
+    case $arg in
+        --check) check=1 ;;
+        --regen-vmlinux) regen=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -*) die "unknown option $arg" ;;
+        *) if [[ -z $outdir && ( $arg == */* || -d $arg || ! -e $SRC/$arg.bpf.c ) ]]; then outdir=$arg
+           else names+=("${arg%.bpf.c}"); fi ;;
+    esac
+done
+
+if (( regen )); then
+    command -v bpftool >/dev/null || die "bpftool not found (apt install bpftool)"
+    btf=${BTF:-/sys/kernel/btf/vmlinux}
+    bpftool btf dump file "$btf" format c > "$SRC/vmlinux.h.tmp"
+    mv "$SRC/vmlinux.h.tmp" "$SRC/vmlinux.h"
+    echo "regenerated $SRC/vmlinux.h from $btf (sha256 $(sha256sum < "$btf" | cut -d' ' -f1));"
+    echo "update the provenance line in prebuilt/README.md"
+    exit 0
+fi
+
+outdir=${outdir:-$ROOT/prebuilt}
+mkdir -p "$outdir"
+outdir=$(cd "$outdir" && pwd)
+
+command -v "$CLANG" >/dev/null || die "$CLANG not found (apt install ${CLANG})"
+if [[ -n ${LLVM_STRIP:-} ]]; then strip_tool=$LLVM_STRIP
+elif command -v llvm-strip-19 >/dev/null; then strip_tool=llvm-strip-19
+elif command -v llvm-strip >/dev/null; then strip_tool=llvm-strip
+else die "llvm-strip not found (apt install llvm-19)"; fi
+[[ -r /usr/include/bpf/bpf_helpers.h ]] || die "libbpf headers not found (apt install libbpf-dev)"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# The directory we compile in: prebuilt/src itself, or a staged copy of it when vmlinux.h is overridden
+# (sources say #include "vmlinux.h", which always finds the file next to them).
+build_dir=$SRC
+if [[ -n ${BTF:-} || -n ${VMLINUX_H:-} ]]; then
+    build_dir=$tmp/src
+    mkdir -p "$build_dir"
+    cp "$SRC"/*.c "$SRC"/*.h "$build_dir"/
+    if [[ -n ${BTF:-} ]]; then
+        bpftool btf dump file "$BTF" format c > "$build_dir/vmlinux.h"
+    else
+        cp "$VMLINUX_H" "$build_dir/vmlinux.h"
+    fi
+fi
+
+if (( ${#names[@]} == 0 )); then
+    for f in "$SRC"/*.bpf.c; do b=${f##*/}; names+=("${b%.bpf.c}"); done
+fi
+
+directive() {  # directive NAME KIND -> the rest of the "pybpf-KIND:" lines of NAME's source
+    sed -n "s/.*pybpf-$2: *\(.*[^ ]\) *\$/\1/p" "$SRC/$1.bpf.c"
+}
+
+compile() {  # compile NAME OUT [EXTRA FLAGS...]
+    local name=$1 out=$2; shift 2
+    local g=-g
+    directive "$name" build | grep -qx 'no-btf' && g=
+    # shellcheck disable=SC2086
+    (cd "$build_dir" && "$CLANG" $g "$OPT" -target bpf -D__TARGET_ARCH_x86 \
+        -Wall -Wno-unused-function -Wno-unused-variable -Wno-compare-distinct-pointer-types \
+        -fdebug-compilation-dir=. $EXTRA_CFLAGS "$@" \
+        -c "$name.bpf.c" -o "$out.tmp")
+    "$strip_tool" -g "$out.tmp" -o "$out"
+    rm -f "$out.tmp"
+}
+
+for name in "${names[@]}"; do
+    [[ -f $SRC/$name.bpf.c ]] || die "no source prebuilt/src/$name.bpf.c"
+    compile "$name" "$outdir/$name.bpf.o"
+    echo "  BPF  $name.bpf.o"
+done
+
+(( check )) || exit 0
+
+# ---- --check: load each object with bpftool (libbpf) on this kernel ------------------------------------
+command -v bpftool >/dev/null || die "bpftool not found (apt install bpftool)"
+[[ $(id -u) == 0 ]] || die "--check needs root"
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+failed=0
+printf '%-22s %s\n' object "loads here"
+for name in "${names[@]}"; do
+    obj=$outdir/$name.bpf.o
+    skip=$(directive "$name" check | sed -n 's/^skip //p')
+    if [[ -n $skip ]]; then printf '%-22s no: %s\n' "$name" "$skip"; continue; fi
+    variant=$(directive "$name" check | sed -n 's/^variant //p')
+    type=$(directive "$name" check | sed -n 's/^type //p')
+    unpin=$(directive "$name" check | sed -n 's/^unpin //p')
+    note=
+    if [[ -n $variant ]]; then
+        # shellcheck disable=SC2086
+        compile "$name" "$tmp/$name.variant.o" $variant
+        obj=$tmp/$name.variant.o
+        note=" (variant $variant; bpftool's libbpf 1.x refuses SEC(\"maps\"))"
+    fi
+    pre_existing=
+    for p in $unpin; do [[ -e /sys/fs/bpf/$p ]] && pre_existing+=" $p"; done
+    pin=/sys/fs/bpf/pybpf_check_$$_$name
+    args=()
+    [[ -n $type ]] && { args=(type "$type"); note+=" (bpftool: type $type)"; }
+    if out=$(bpftool prog loadall "$obj" "$pin" "${args[@]}" 2>&1); then
+        printf '%-22s yes%s\n' "$name" "$note"
+    else
+        printf '%-22s FAILED%s\n' "$name" "$note"
+        echo "$out" | grep -v '^Warning\|^If it used\|^$' | tail -n 15 | sed 's/^/    /'
+        failed=1
+    fi
+    rm -rf "$pin"
+    for p in $unpin; do [[ " $pre_existing " == *" $p "* ]] || rm -f "/sys/fs/bpf/$p"; done
+done
+exit $failed
