@@ -35,7 +35,7 @@ NAMED_ENUMS = [
     "perf_type_id", "perf_hw_id", "perf_hw_cache_id", "perf_hw_cache_op_id", "perf_hw_cache_op_result_id",
     "perf_sw_ids", "perf_event_sample_format", "perf_branch_sample_type", "perf_event_read_format",
     "perf_event_ioc_flags", "perf_event_type", "perf_callchain_context", "perf_record_ksymbol_type",
-    "perf_bpf_event_type", "perf_sample_regs_abi",
+    "perf_bpf_event_type", "perf_sample_regs_abi", "nlmsgerr_attrs",
 ]
 
 # Anonymous enums are kept when their first enumerator starts with one of these (UAPI flag sets).
@@ -44,7 +44,7 @@ ANON_PREFIXES = (
     "BPF_TCP_", "BPF_FIB_", "BPF_CSUM_LEVEL", "BPF_ADJ_ROOM", "BPF_SK_LOOKUP", "BPF_SKB_", "BPF_LOAD_HDR",
     "BPF_WRITE_HDR", "BPF_FLOW_DISSECTOR", "BPF_TASK_ITER", "BPF_XFRM",
     "BTF_KIND_", "BTF_VAR_", "BTF_F_", "XDP_ATTACHED_", "IFLA_XDP_", "TCA_BPF_", "IFLA_UNSPEC", "TCA_UNSPEC",
-    "TCP_BPF_", "SK_BPF_CB",
+    "TCP_BPF_", "SK_BPF_CB", "RTM_BASE",
 )
 
 STRUCTS = [
@@ -55,7 +55,7 @@ STRUCTS = [
     "struct bpf_perf_event_value", "struct bpf_lpm_trie_key_hdr", "struct bpf_cgroup_storage_key",
 ]
 
-# UAPI #defines (linux/bpf_common.h, linux/bpf.h, linux/btf.h, linux/perf_event.h): not present in BTF.
+# UAPI #defines (linux/bpf_common.h, bpf.h, btf.h, perf_event.h, netlink.h, if_link.h, pkt_*.h, socket.h): not in BTF.
 DEFINES = """
 # instruction classes (bpf_common.h, bpf.h)
 BPF_LD 0x00
@@ -193,6 +193,48 @@ PERF_FLAG_PID_CGROUP 4
 PERF_FLAG_FD_CLOEXEC 8
 PERF_ATTR_SIZE_VER0 64
 PERF_ATTR_SIZE_VER8 136
+# netlink.h (rtnetlink messages: RTM_* and IFLA_*/TCA_* are enums above)
+NETLINK_ROUTE 0
+SOL_NETLINK 270
+NETLINK_CAP_ACK 10
+NETLINK_EXT_ACK 11
+NETLINK_GET_STRICT_CHK 12
+NLM_F_REQUEST 0x01
+NLM_F_MULTI 0x02
+NLM_F_ACK 0x04
+NLM_F_ECHO 0x08
+NLM_F_DUMP 0x300
+NLM_F_REPLACE 0x100
+NLM_F_EXCL 0x200
+NLM_F_CREATE 0x400
+NLM_F_CAPPED 0x100
+NLM_F_ACK_TLVS 0x200
+NLA_F_NESTED 0x8000
+NLMSG_NOOP 0x1
+NLMSG_ERROR 0x2
+NLMSG_DONE 0x3
+NLMSG_OVERRUN 0x4
+# if_link.h XDP attach flags
+XDP_FLAGS_UPDATE_IF_NOEXIST 1
+XDP_FLAGS_SKB_MODE 2
+XDP_FLAGS_DRV_MODE 4
+XDP_FLAGS_HW_MODE 8
+XDP_FLAGS_REPLACE 16
+XDP_FLAGS_MODES 14
+# pkt_sched.h / pkt_cls.h (tc handles, cls_bpf)
+TC_H_ROOT 0xFFFFFFFF
+TC_H_INGRESS 0xFFFFFFF1
+TC_H_CLSACT 0xFFFFFFF1
+TC_H_MIN_INGRESS 0xFFF2
+TC_H_MIN_EGRESS 0xFFF3
+TCA_BPF_FLAG_ACT_DIRECT 1
+ETH_P_ALL 0x0003
+# asm-generic/socket.h (x86-64, arm64)
+SO_DETACH_FILTER 27
+SO_DETACH_BPF 27
+SO_ATTACH_BPF 50
+SO_ATTACH_REUSEPORT_EBPF 52
+SO_DETACH_REUSEPORT_BPF 68
 """
 
 BASE_TYPEDEFS = """
