@@ -152,12 +152,12 @@ class Apt:
             log(f"apt-get update (private lists for {self.suite})")
             self.run("apt-get", "update")
 
-    def newest(self, pattern: str) -> tuple[str, str]:
-        """(package, version) of the highest-numbered package whose name matches and that has a candidate."""
+    def candidates(self, pattern: str) -> list[tuple[str, str]]:
+        """(package, version) of the packages whose name matches and that have a candidate, newest first."""
         rx = re.compile(pattern + r"$")
         names = [n for n in self.run("apt-cache", "pkgnames", "linux-image-").split() if rx.match(n)]
         if not names:
-            return "", ""
+            return []
         cand: dict[str, str] = {}
         pkg = None
         for line in self.run("apt-cache", "policy", *names).splitlines():
@@ -167,14 +167,25 @@ class Apt:
                 v = line.split(":", 1)[1].strip()
                 if v != "(none)":
                     cand[pkg] = v
-        if not cand:
-            return "", ""
 
-        def key(n: str) -> tuple[int, ...]:
-            return tuple(int(x) for x in re.findall(r"\d+", n))
+        def key(n: str) -> tuple[tuple[int, ...], bool]:
+            # highest version first; of equal versions, the -unsigned image (the signed one is the same kernel)
+            return tuple(int(x) for x in re.findall(r"\d+", n)), n.endswith("-unsigned")
 
-        best = max(cand, key=key)
-        return best, cand[best]
+        return [(n, cand[n]) for n in sorted(cand, key=key, reverse=True)]
+
+    def kernel_parts(self, package: str) -> list[str]:
+        """The packages that make up a whole kernel.  Newer Debian kernels split the image package:
+        linux-image-R depends on linux-binary-R (vmlinuz), linux-modules-R and linux-base-R (config)."""
+        out = [package]
+        for pkg in out:
+            for line in self.run("apt-cache", "show", "--no-all-versions", pkg).splitlines():
+                if line.startswith("Depends:"):
+                    for alt in line.split(":", 1)[1].split(","):
+                        name = alt.split("|")[0].split("(")[0].strip()
+                        if re.match(r"linux-(binary|modules|image|base)-\d", name) and name not in out:
+                            out.append(name)
+        return out
 
     def download(self, package: str, dest: Path) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
@@ -201,13 +212,24 @@ class Kernel:
     version: str = ""
 
 
-def _kernel_in(root: Path, name: str) -> Kernel:
-    """A kernel in an extracted package tree (boot/vmlinuz-R and lib/modules/R)."""
+def _find_vmlinuz(root: Path) -> tuple[Path, str] | None:
+    """(image, release) in an extracted kernel package: boot/vmlinuz-R, or [usr/]lib/modules/R/vmlinuz."""
     images = sorted((root / "boot").glob("vmlinuz-*"))
-    if not images:
-        raise VMError(f"no boot/vmlinuz-* under {root}")
-    vmlinuz = images[-1]
-    release = vmlinuz.name[len("vmlinuz-"):]
+    if images:
+        return images[-1], images[-1].name[len("vmlinuz-"):]
+    for base in ("usr/lib/modules", "lib/modules"):
+        images = sorted((root / base).glob("*/vmlinuz"))
+        if images:
+            return images[-1], images[-1].parent.name
+    return None
+
+
+def _kernel_in(root: Path, name: str) -> Kernel:
+    """The kernel in an extracted package tree."""
+    found = _find_vmlinuz(root)
+    if not found:
+        raise VMError(f"no boot/vmlinuz-* or lib/modules/*/vmlinuz under {root}")
+    vmlinuz, release = found
     mods = None
     for cand in (root / "lib" / "modules" / release, root / "usr" / "lib" / "modules" / release):
         if cand.is_dir():
@@ -222,6 +244,26 @@ def extract(deb: Path, dest: Path) -> None:
     subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
+
+
+def fetch_kernel(apt: Apt, package: str, version: str, kdir: Path, downloads: Path) -> None:
+    """Download a kernel package (and its split-off binary/modules packages) and extract it into kdir."""
+    t0 = time.monotonic()
+    parts = apt.kernel_parts(package)
+    tmp = kdir.with_name(kdir.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    size = 0
+    for part in parts:
+        deb = apt.download(part, downloads)
+        size += deb.stat().st_size
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+        deb.unlink()
+    if not _find_vmlinuz(tmp):
+        raise VMError(f"{' '.join(parts)}: no vmlinuz in the package(s)")
+    log(f"downloaded {' + '.join(parts)} ({size / 1e6:.1f} MB) in {time.monotonic() - t0:.1f} s")
+    (tmp / ".complete").write_text(json.dumps({"package": package, "version": version, "deb_bytes": size}))
+    shutil.rmtree(kdir, ignore_errors=True)
+    tmp.rename(kdir)
 
 
 def resolve_kernel(spec: str, cache: Path, refresh: bool, modules: str | None) -> Kernel:
@@ -259,21 +301,25 @@ def resolve_kernel(spec: str, cache: Path, refresh: bool, modules: str | None) -
             return k
     apt = Apt(cache, suite)
     apt.update()
-    package, version = apt.newest(pattern)
-    if not package:
+    cands = apt.candidates(pattern)
+    if not cands:
         where = f"the private {suite} lists" if suite else "the host's apt lists (run apt-get update?)"
         raise VMError(f"no package matching {pattern} in {where}")
-    kdir = cache / "kernels" / package
-    if not (kdir / ".complete").exists() or json.loads((kdir / ".complete").read_text()).get("version") != version:
-        t0 = time.monotonic()
-        deb = apt.download(package, cache / "downloads")
-        size = deb.stat().st_size
-        log(f"downloaded {deb.name} ({size / 1e6:.1f} MB) in {time.monotonic() - t0:.1f} s")
-        extract(deb, kdir)
-        deb.unlink()
-        (kdir / ".complete").write_text(json.dumps({"package": package, "version": version, "deb_bytes": size}))
+    errors = []
+    for package, version in cands[:4]:
+        kdir = cache / "kernels" / package
+        done = kdir / ".complete"
+        if done.exists() and json.loads(done.read_text()).get("version") == version:
+            log(f"kernel {spec}: {package} {version} (cached)")
+            break
+        try:
+            fetch_kernel(apt, package, version, kdir, cache / "downloads")
+            break
+        except VMError as e:  # e.g. a build still in the lists but gone from the mirror: try the one before
+            errors.append(str(e))
+            log(f"{package} {version}: {e}")
     else:
-        log(f"kernel {spec}: {package} {version} (cached)")
+        raise VMError("no kernel could be fetched:\n" + "\n".join(errors))
     pin.parent.mkdir(parents=True, exist_ok=True)
     pin.write_text(json.dumps({"package": package, "version": version}))
     k = _kernel_in(kdir, spec)
