@@ -1,0 +1,2 @@
+"""Helpers for testing BPF programs from Python: packet builders (:mod:`pybpf.testing.packets`) and the
+pytest plugin (:mod:`pybpf.testing.plugin`)."""
