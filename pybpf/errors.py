@@ -40,6 +40,11 @@ class AsmError(ParseError):
         super().__init__(where + message + (f" (at {token!r})" if token else ""))
 
 
+class CodecError(BPFError, ValueError):
+    """A Python value cannot be converted to a map key, value or record of the expected type (or the bytes do
+    not fit it); the message says which map, which side and why."""
+
+
 class LinkError(BPFError):
     """An object cannot be assembled into loadable programs (unresolved symbol, bad relocation, CO-RE failure)."""
 
