@@ -717,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     if not command:
         command = [sys.executable, str(ROOT / "tools" / "vm" / "probe.py")]
     pybin = str(Path(sys.executable).parent)
