@@ -53,6 +53,7 @@ STRUCTS = [
     "struct bpf_core_relo", "struct btf_header", "struct perf_event_attr", "struct perf_event_mmap_page",
     "struct perf_event_header", "struct bpf_stack_build_id", "struct bpf_ringbuf_hdr",
     "struct bpf_perf_event_value", "struct bpf_lpm_trie_key_hdr", "struct bpf_cgroup_storage_key",
+    "union bpf_iter_link_info",
 ]
 
 # UAPI #defines (linux/bpf_common.h, bpf.h, btf.h, perf_event.h, netlink.h, if_link.h, pkt_*.h, socket.h): not in BTF.
