@@ -246,7 +246,7 @@ class Instructions(list[Instruction]):
             ref = ins.reference
             if ref is not None:
                 try:
-                    ins = _resolve(ins, slot, symbols, maps, externs)
+                    ins = resolve_reference(ins, slot, symbols, maps, externs)
                 except KeyError:
                     missing.append(f"{ref!r} (instruction {index}, slot {slot})")
             out.append(ins)
@@ -268,9 +268,10 @@ class Instructions(list[Instruction]):
         return f"Instructions({list.__repr__(self)})"
 
 
-def _resolve(ins: Instruction, slot: int, symbols: Mapping[str, int], maps: Mapping[str, int] | None,
-             externs: Mapping[str, int] | None) -> Instruction:
-    """``ins`` with its reference turned into a number; KeyError when nothing defines it."""
+def resolve_reference(ins: Instruction, slot: int, symbols: Mapping[str, int],
+                      maps: Mapping[str, int] | None = None, externs: Mapping[str, int] | None = None) -> Instruction:
+    """A copy of ``ins`` (at ``slot``) with its reference turned into a number: ``symbols`` maps names to slots,
+    ``maps`` to fds, ``externs`` to immediates.  Raises KeyError when none defines it."""
     ref = ins.reference
     assert ref is not None
     target = symbols.get(ref)
