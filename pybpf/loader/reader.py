@@ -87,8 +87,13 @@ class _Reader:
 
     def _collect_sections(self) -> None:
         spec = self.spec
+        spec.symbol_offsets = {s.name: s.value for s in self.elf.symbols
+                               if s.type == E.STT_OBJECT and s.bind in (E.STB_GLOBAL, E.STB_WEAK) and s.name}
+        spec.hidden_symbols = {s.name for s in self.elf.symbols if s.bind != E.STB_LOCAL and s.name
+                               and s.visibility in (E.STV_HIDDEN, E.STV_INTERNAL)}
         for sec in self.elf.sections[1:]:
             name = sec.name
+            spec.section_sizes.setdefault(name, sec.size)
             if name == "license":
                 spec.license = sec.data.split(b"\0", 1)[0][:63].decode("utf-8", "replace")
             elif name == "version":
@@ -332,10 +337,11 @@ class _Reader:
                 if found:
                     datasec = found[0]
                     m.value_type = datasec.id
-            # libbpf's map_is_mmapable: a global (non-static) variable is exposed to user space
+            # libbpf's map_is_mmapable: a global variable (not static, not hidden) is exposed to user space
+            hidden = self.spec.hidden_symbols
             if isinstance(datasec, Datasec) and any(
                     isinstance(btf[v.type_id], Var) and btf[v.type_id].linkage != abi.BTF_VAR_STATIC
-                    for v in datasec.vars):
+                    and btf[v.type_id].name not in hidden for v in datasec.vars):
                 m.flags |= abi.BPF_F_MMAPABLE
             self._add_map(m, idx)
             self.data_map[idx] = m

@@ -201,6 +201,10 @@ class ObjectSpec:
     btf: BTF | None = field(default=None, repr=False, compare=False)
     btf_ext: BTFExt | None = field(default=None, repr=False, compare=False)
     path: str = field(default="", compare=False)
+    #: ELF facts libbpf uses to finalise the BTF: section sizes, offsets of global object symbols
+    section_sizes: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    symbol_offsets: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    hidden_symbols: set[str] = field(default_factory=set, repr=False, compare=False)  # STV_HIDDEN/INTERNAL globals
 
     # ---- editing ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,454 @@
+"""ObjectSpec -> :class:`Object`: the object's BTF loaded into the kernel, maps created (or reused from pins) and
+filled, every program linked, CO-RE-relocated and loaded -- in libbpf's order and with libbpf's attributes.
+
+A failure at any step closes everything already created, so nothing leaks.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from ..errors import BPFError, BTFError, KernelError, LinkError, NotSupported, SectionError, VerifierError
+from ..sys import abi
+from .spec import MAP_IN_MAP_TYPES, NO_BTF_MAP_TYPES, PIN_BY_NAME, MapSpec, ObjectSpec, ProgramSpec
+
+if TYPE_CHECKING:
+    from ..btf import BTF
+    from ..maps.map import Map
+    from ..program import Program
+    from ..sys.fd import FD
+
+DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+_FUNC_INFO = struct.Struct("<II")
+_LINE_INFO = struct.Struct("<IIII")
+
+
+class Object:
+    """A loaded object: ``programs`` (name -> :class:`~pybpf.Program`) and ``maps`` (name -> :class:`~pybpf.Map`;
+    global-data maps under their kernel name, e.g. ``hello.rodata``, also found by section with :meth:`map`).
+
+    Owns every fd: :meth:`close` (or a ``with`` block) releases them all."""
+
+    def __init__(self, spec: ObjectSpec, programs: dict[str, Program], maps: dict[str, Map],
+                 btf_fd: FD | None = None, btf_error: str = ""):
+        self.spec = spec
+        self.name = spec.name
+        self.programs = programs
+        self.maps = maps
+        self.btf_fd = btf_fd
+        self.btf_error = btf_error  # why the object's BTF could not be loaded ("" if it was, or had none)
+
+    def map(self, name: str) -> Map:
+        """The map called ``name``, or the global-data map of section ``name`` (``".rodata"``)."""
+        if name in self.maps:
+            return self.maps[name]
+        for m in self.spec.maps.values():
+            if m.section == name and m.internal and m.name in self.maps:
+                return self.maps[m.name]
+        raise KeyError(f"{self.name}: no map {name!r} (maps: {', '.join(self.maps) or 'none'})")
+
+    def pin_programs(self, directory: str) -> dict[str, str]:
+        """Pin every program as ``directory/<name>`` (``bpftool prog loadall`` layout); return name -> path."""
+        os.makedirs(directory, exist_ok=True)
+        out = {}
+        for name, prog in self.programs.items():
+            path = os.path.join(directory, name)
+            prog.pin(path)
+            out[name] = path
+        return out
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return all(p.closed for p in self.programs.values()) and all(m.closed for m in self.maps.values())
+
+    def close(self) -> None:
+        """Close every program, map and the BTF object."""
+        for p in self.programs.values():
+            p.close()
+        for m in self.maps.values():
+            m.close()
+        if self.btf_fd is not None:
+            self.btf_fd.close()
+
+    def __enter__(self) -> Object:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Object {self.name!r} programs={list(self.programs)} maps={list(self.maps)}>"
+
+
+def load(source: str | os.PathLike[str] | bytes | ObjectSpec, *,
+         globals: Mapping[str, Any] | None = None,  # noqa: A002 - the C name users know
+         programs: Iterable[str] | None = None,
+         max_entries: Mapping[str, int] | None = None,
+         pin_root: str = DEFAULT_PIN_ROOT,
+         kernel_btf: str | BTF | None = None,
+         log_level: int = 0,
+         name: str | None = None) -> Object:
+    """Load an eBPF object (a path, its bytes or an :class:`ObjectSpec`) into the kernel, as libbpf would.
+
+    ``globals`` sets ``const volatile`` (``.rodata``) and ``.data``/``.bss`` variables by name before load;
+    ``programs`` names the programs to load (default: every program whose section has no ``?``);
+    ``max_entries`` overrides map sizes by map name; maps with ``pinning = LIBBPF_PIN_BY_NAME`` are pinned
+    under (or reused from) ``pin_root``; ``kernel_btf`` is the BTF CO-RE relocates against (default: the running
+    kernel's); ``log_level`` > 0 keeps the verifier log in each ``Program.verifier_log``.  A spec passed in is
+    not modified."""
+    from .reader import ObjectFile
+
+    spec = source.copy() if isinstance(source, ObjectSpec) else ObjectFile(source, name)
+    for var, value in (globals or {}).items():
+        spec.set_global(var, value)
+    for map_name, n in (max_entries or {}).items():
+        if map_name not in spec.maps:
+            raise LinkError(f"{spec.name}: max_entries given for unknown map {map_name!r}")
+        spec.maps[map_name].max_entries = n
+    if programs is not None:
+        wanted = set(programs)
+        unknown = wanted - set(spec.programs)
+        if unknown:
+            raise LinkError(f"{spec.name}: no program(s) {', '.join(sorted(unknown))} "
+                            f"(programs: {', '.join(spec.programs)})")
+        for p in spec.programs.values():
+            p.autoload = p.name in wanted
+    return _Loader(spec, pin_root, kernel_btf, log_level).run()
+
+
+def _feature(name: str) -> bool:
+    from ..sys import probes
+
+    return probes.feature(name)
+
+
+def _btf_features() -> Any:
+    """The BTF kinds this kernel accepts, as :class:`pybpf.btf.sanitize.Feature` flags (probed once)."""
+    from ..btf.sanitize import Feature
+
+    out = Feature.NONE
+    for flag, probe in ((Feature.FUNC, "btf_func"), (Feature.GLOBAL_FUNC, "btf_func_global"),
+                        (Feature.DATASEC, "btf_datasec"), (Feature.QMARK_DATASEC, "btf_qmark_datasec"),
+                        (Feature.FLOAT, "btf_float"), (Feature.DECL_TAG, "btf_decl_tag"),
+                        (Feature.TYPE_TAG, "btf_type_tag"), (Feature.ENUM64, "btf_enum64")):
+        if _feature(probe):
+            out |= flag
+    return out
+
+
+class _Loader:
+    """One load: the resources created so far (closed if anything fails) and the steps in libbpf's order."""
+
+    def __init__(self, spec: ObjectSpec, pin_root: str, kernel_btf: str | BTF | None, log_level: int):
+        self.spec = spec
+        self.pin_root = pin_root
+        self.kernel_btf_arg = kernel_btf
+        self.log_level = log_level
+        self.maps: dict[str, Map] = {}
+        self.programs: dict[str, Program] = {}
+        self.btf_fd: FD | None = None
+        self.btf_error = ""
+        self.btf: BTF | None = None  # the BTF loaded into the kernel (finalised copy of the object's)
+        self._core_cache: dict[int, Any] = {}
+        self._resolver: Any = None
+
+    def run(self) -> Object:
+        try:
+            self._check_programs()
+            self._load_btf()
+            self._create_maps()
+            for prog in self.spec.programs.values():
+                if prog.autoload:
+                    self.programs[prog.name] = self._load_program(prog)
+            self._init_prog_arrays()
+            return Object(self.spec, self.programs, self.maps, self.btf_fd, self.btf_error)
+        except BaseException:
+            for p in self.programs.values():
+                p.close()
+            for m in self.maps.values():
+                m.close()
+            if self.btf_fd is not None:
+                self.btf_fd.close()
+            raise
+
+    # ---- checks -------------------------------------------------------------------------------------------
+
+    def _check_programs(self) -> None:
+        for prog in self.spec.programs.values():
+            if prog.autoload and not prog.type:
+                raise SectionError(f"{self.spec.name}: program {prog.name!r}: section {prog.section!r} is not a "
+                                   "program section pybpf (or libbpf) knows, so its program type is unknown; set "
+                                   "ProgramSpec.type, or skip it with programs=[...]")
+        if any(m.internal for m in self.spec.maps.values()) and not _feature("global_data"):
+            raise NotSupported("BPF_MAP_CREATE", 22, f"{self.spec.name}: global data (.data/.rodata/.bss)",
+                               hint="this kernel does not support global variables in BPF programs (Linux 5.2+); "
+                                    "build the object with BPF_NO_GLOBAL_DATA")
+
+    # ---- BTF ----------------------------------------------------------------------------------------------
+
+    def _load_btf(self) -> None:
+        """Load the object's BTF (datasecs finalised as libbpf does) so maps and programs can refer to it."""
+        from ..sys import syscall
+        from ..sys.fd import FD
+
+        if self.spec.btf is None or not _feature("btf"):
+            return
+        from ..btf.sanitize import fixup_datasecs, sanitize
+
+        btf = self.spec.btf.copy()
+        try:
+            fixup_datasecs(btf, self.spec.section_sizes, self.spec.symbol_offsets, self.spec.hidden_symbols)
+        except BTFError as e:
+            raise BTFError(f"{self.spec.name}: {e}") from None
+        btf = sanitize(btf, _btf_features())
+        try:
+            self.btf_fd = FD(syscall.btf_load(btf.to_bytes()))
+            self.btf = btf
+        except KernelError as e:  # as libbpf: BTF is optional for loading, maps and programs go without it
+            self.btf_error = str(e)
+
+    # ---- maps ---------------------------------------------------------------------------------------------
+
+    def _create_maps(self) -> None:
+        for m in self.spec.maps.values():
+            pinned = self._pinned(m)
+            if pinned is not None:
+                self.maps[m.name] = pinned
+                continue
+            mp = self._create_map(m)
+            self.maps[m.name] = mp
+            if m.internal:
+                mp.update(struct.pack("<I", 0), m.data if m.data is not None else bytes(m.value_size))
+                if m.flags & abi.BPF_F_RDONLY_PROG:
+                    mp.freeze()
+            if m.type in MAP_IN_MAP_TYPES:
+                for slot, target in sorted(m.values.items()):
+                    mp.update(struct.pack("<I", slot), struct.pack("<I", self.maps[target].fd))
+            if m.pinning == PIN_BY_NAME:
+                mp.pin(self._pin_path(m))
+
+    def _pin_path(self, m: MapSpec) -> str:
+        return os.path.join(self.pin_root, m.name)
+
+    def _pinned(self, m: MapSpec) -> Map | None:
+        """The already-pinned map to reuse for ``m`` (libbpf's pinning semantics), or None to create one."""
+        from ..errors import NotFound
+        from ..maps.map import Map
+        from ..sys.fs import ensure_bpffs
+
+        if m.pinning != PIN_BY_NAME:
+            return None
+        if os.path.abspath(self.pin_root) == DEFAULT_PIN_ROOT:
+            ensure_bpffs(DEFAULT_PIN_ROOT)
+        path = self._pin_path(m)
+        try:
+            old = Map.from_pin(path)
+        except NotFound:
+            return None
+        info = old.info()
+        want = self._shape(m)
+        have = (info.type, info.key_size, info.value_size, info.max_entries, info.map_flags, info.map_extra)
+        if have != want:
+            old.close()
+            fields = ("type", "key_size", "value_size", "max_entries", "map_flags", "map_extra")
+            diff = ", ".join(f"{f} {h} (object wants {w})" for f, h, w in zip(fields, have, want) if h != w)
+            raise LinkError(f"{self.spec.name}: map {m.name!r}: the map pinned at {path} cannot be reused: {diff}; "
+                            "remove the pin or change the definition")
+        old.name = m.name
+        return old
+
+    def _shape(self, m: MapSpec) -> tuple[int, int, int, int, int, int]:
+        entries = m.max_entries
+        if m.type == abi.BPF_MAP_TYPE_PERF_EVENT_ARRAY and not entries:
+            from ..maps.map import possible_cpus
+
+            entries = possible_cpus()
+        flags = m.flags
+        if m.internal and flags & abi.BPF_F_MMAPABLE and not _feature("array_mmap"):
+            flags &= ~abi.BPF_F_MMAPABLE
+        return m.type, m.key_size, m.value_size, entries, flags, m.map_extra
+
+    def _create_map(self, m: MapSpec, inner: bool = False) -> Map:
+        from ..maps.map import Map
+        from ..sys import syscall
+
+        mtype, ksize, vsize, entries, flags, extra = self._shape(m)
+        name = m.name if _feature("prog_name") else ""
+        attrs: dict[str, int] = {"numa_node": m.numa_node, "map_extra": extra}
+        if self.btf_fd is not None and (m.key_type or m.value_type) and mtype not in NO_BTF_MAP_TYPES:
+            attrs.update(btf_fd=self.btf_fd.fd, btf_key_type_id=m.key_type, btf_value_type_id=m.value_type)
+        template = None
+        try:
+            if mtype in MAP_IN_MAP_TYPES:
+                if m.inner is None:
+                    raise LinkError(f"{self.spec.name}: map {m.name!r} ({m.type_name}) has no inner map definition "
+                                    "(declare __array(values, struct {...}))")
+                template = self._create_map(m.inner, inner=True)
+                attrs["inner_map_fd"] = template.fd
+            try:
+                fd = syscall.map_create(mtype, ksize, vsize, entries, flags, name, **attrs)
+            except KernelError:
+                if "btf_fd" not in attrs:
+                    raise
+                for k in ("btf_fd", "btf_key_type_id", "btf_value_type_id"):  # as libbpf: retry without BTF
+                    attrs.pop(k)
+                fd = syscall.map_create(mtype, ksize, vsize, entries, flags, name, **attrs)
+        finally:
+            if template is not None:
+                template.close()
+        return Map(fd, mtype, ksize, vsize, entries, flags, m.name)
+
+    def _init_prog_arrays(self) -> None:
+        for m in self.spec.maps.values():
+            if m.type != abi.BPF_MAP_TYPE_PROG_ARRAY or not m.values:
+                continue
+            mp = self.maps[m.name]
+            for slot, target in sorted(m.values.items()):
+                prog = self.programs.get(target)
+                if prog is None:
+                    raise LinkError(f"{self.spec.name}: prog array {m.name!r} slot {slot} holds program {target!r}, "
+                                    "which was not loaded")
+                mp.update(struct.pack("<I", slot), struct.pack("<I", prog.fd))
+
+    # ---- programs -----------------------------------------------------------------------------------------
+
+    def _load_program(self, prog: ProgramSpec) -> Program:
+        from ..program import Program
+        from ..sys import syscall
+        from .linker import link_program
+        from .sections import SecFlag
+
+        linked = link_program(self.spec, prog.name)
+        insns = self._relocate_core(linked.instructions, prog.name)
+        insns = self._resolve_externs(insns, prog.name)
+        fds = {name: mp.fd for name, mp in self.maps.items()}
+        code = insns.encode(maps=fds)
+        attrs: dict[str, Any] = {}
+        if self.btf_fd is not None and self.btf is not None and _feature("btf_func"):
+            finfo = linked.func_info()
+            if finfo:
+                attrs.update(prog_btf_fd=self.btf_fd.fd, func_info_rec_size=_FUNC_INFO.size,
+                             func_info=b"".join(_FUNC_INFO.pack(s, t) for s, t in finfo))
+            linfo = linked.line_info()
+            if linfo:
+                add = self.btf.strings.add
+                attrs.update(prog_btf_fd=self.btf_fd.fd, line_info_rec_size=_LINE_INFO.size,
+                             line_info=b"".join(_LINE_INFO.pack(s, add(ln.file), add(ln.text), ln.line << 10 | ln.col)
+                                                for s, ln in linfo))
+        eat = prog.expected_attach_type
+        if eat and prog.info is not None and prog.info.flags & SecFlag.EXP_ATTACH_OPT and \
+                not _feature("exp_attach_type"):
+            eat = 0
+        if prog.info is not None and prog.info.flags & SecFlag.ATTACH_BTF:
+            attrs["attach_btf_id"] = self._attach_btf_id(prog)
+        kern_version = self.spec.kern_version
+        if kern_version is None:
+            from ..sys import probes
+
+            kern_version = probes.kernel_version_code()
+        name = prog.name if _feature("prog_name") else ""
+        try:
+            fd, log = syscall.prog_load(prog.type, code, prog.license or self.spec.license, name,
+                                        expected_attach_type=eat, prog_flags=prog.flags, kern_version=kern_version,
+                                        log_level=self.log_level, **attrs)
+        except VerifierError as e:
+            if "GPL" in e.log and "license" not in self.spec.license.lower() and "gpl" not in \
+                    self.spec.license.lower():
+                raise LinkError(f"{self.spec.name}: program {prog.name!r} calls a GPL-only helper, but the object's "
+                                f"license is {self.spec.license!r}: declare a GPL-compatible license "
+                                f"(char LICENSE[] SEC(\"license\") = \"GPL\")\n{e}") from None
+            raise
+        program = Program(fd, prog.name, prog.type, section=prog.section, expected_attach_type=eat,
+                          attach_to=prog.attach_to, verifier_log=log)
+        if _feature("prog_bind_map"):
+            for m in self.spec.maps.values():
+                if m.section.startswith(".rodata") and m.name in self.maps:
+                    try:
+                        syscall.prog_bind_map(fd, self.maps[m.name].fd)
+                    except KernelError:
+                        pass  # as libbpf: not binding .rodata is not fatal
+        return program
+
+    def _targets(self) -> Any:
+        """What CO-RE relocates against: the running kernel (vmlinux, then modules) or ``kernel_btf``."""
+        from ..btf import BTF, kernel
+
+        arg = self.kernel_btf_arg
+        if isinstance(arg, BTF):
+            return [arg]
+        return kernel.targets(arg)
+
+    def _relocate_core(self, insns: Any, prog_name: str) -> Any:
+        """Apply every CO-RE relocation of the linked program (each computed once per object)."""
+        from ..asm import Instructions
+
+        if not any(ins.core is not None for ins in insns):
+            return insns
+        from ..btf.core import Resolver, patch
+
+        if self.spec.btf is None:
+            raise LinkError(f"{self.spec.name}: program {prog_name!r} has CO-RE relocations but the object has no BTF")
+        if self._resolver is None:
+            try:
+                self._resolver = Resolver(self.spec.btf, self._targets())
+            except (OSError, BPFError) as e:
+                raise LinkError(f"{self.spec.name}: CO-RE needs the kernel's BTF (/sys/kernel/btf/vmlinux, "
+                                f"CONFIG_DEBUG_INFO_BTF) or kernel_btf=...: {e}") from None
+        out = Instructions()
+        for ins in insns:
+            relo = ins.core
+            if relo is None:
+                out.append(ins)
+                continue
+            result = self._core_cache.get(id(relo))
+            if result is None:
+                try:
+                    result = self._resolver.resolve(relo)
+                except LinkError as e:
+                    raise LinkError(f"{self.spec.name}: program {prog_name!r}: {e}") from None
+                self._core_cache[id(relo)] = result
+            out.extend(patch(ins, result))
+        return out
+
+    def _resolve_externs(self, insns: Any, prog_name: str) -> Any:
+        names = {ins.reference for ins in insns if ins.reference in self.spec.externs}
+        if names:
+            raise LinkError(f"{self.spec.name}: program {prog_name!r} uses extern(s) "
+                            f"{', '.join(sorted(names))} (.kconfig/.ksyms): not supported by pybpf yet")
+        return insns
+
+    def _attach_btf_id(self, prog: ProgramSpec) -> int:
+        """The kernel BTF id a fentry/fexit/tp_btf/lsm/iter program attaches to (libbpf's naming rules)."""
+        from ..errors import BTFError
+
+        target = prog.attach_to
+        if not target:
+            raise LinkError(f"{self.spec.name}: program {prog.name!r}: section {prog.section!r} names no attach "
+                            "target (expected e.g. fentry/<function>)")
+        if prog.type == abi.BPF_PROG_TYPE_EXT:
+            raise LinkError(f"{self.spec.name}: program {prog.name!r}: freplace needs a target program: not "
+                            "supported by pybpf yet")
+        eat = prog.expected_attach_type
+        kind = abi.BTF_KIND_FUNC
+        if eat == abi.BPF_TRACE_RAW_TP:
+            name, kind = "btf_trace_" + target, abi.BTF_KIND_TYPEDEF
+        elif eat in (abi.BPF_LSM_MAC, abi.BPF_LSM_CGROUP):
+            name = "bpf_lsm_" + target
+        elif eat == abi.BPF_TRACE_ITER:
+            name = "bpf_iter_" + target
+        else:
+            name = target
+        try:
+            found = self._targets()[0].find(name, kind)
+        except (OSError, BPFError) as e:
+            raise LinkError(f"{self.spec.name}: program {prog.name!r} needs the kernel's BTF to find {name!r}: {e}") \
+                from None
+        if not found:
+            raise LinkError(f"{self.spec.name}: program {prog.name!r}: the kernel's BTF has no "
+                            f"{'typedef' if kind == abi.BTF_KIND_TYPEDEF else 'function'} {name!r} to attach to")
+        try:
+            return found[0].id
+        except BTFError as e:  # pragma: no cover - found[] came from the same BTF
+            raise LinkError(str(e)) from None
