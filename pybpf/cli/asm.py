@@ -1,0 +1,107 @@
+"""``pybpf asm`` (text -> ELF object or raw instructions) and ``pybpf disasm`` (ELF object or raw bytes -> text)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``asm`` and ``disasm`` sub-commands."""
+    p = subparsers.add_parser("asm", help="assemble eBPF text into an ELF object (or raw instructions)",
+                              description="Assemble llvm-mc syntax (see pybpf.asm.text) into an ELF object that "
+                              "libbpf loads, or into bare little-endian instructions with --raw.")
+    p.add_argument("source", help="assembly file ('-' for standard input)")
+    p.add_argument("-o", "--output", help="output file (default: SOURCE with .o, or .bin with --raw)")
+    p.add_argument("--raw", action="store_true", help="write bare instructions instead of an ELF object")
+    p.add_argument("--legacy-maps", action="store_true",
+                   help="write maps as a legacy 'maps' section of struct bpf_map_def (libbpf < 1.0) instead of "
+                   "BTF-defined .maps")
+    p.set_defaults(func=assemble_command)
+    d = subparsers.add_parser("disasm", help="disassemble an ELF object or raw instructions",
+                              description="Print the instructions of each program section of an ELF object (or "
+                              "of a raw instruction file) in llvm-objdump's syntax.")
+    d.add_argument("file", help="ELF object or raw instruction file")
+    d.add_argument("--section", "-s", action="append", help="only this section (repeatable)")
+    d.add_argument("--helpers", action="store_true", help="print helper calls by name")
+    d.set_defaults(func=disassemble_command)
+
+
+def assemble_command(args: argparse.Namespace) -> int:
+    """Handler of ``pybpf asm``."""
+    from ..asm import parse, parse_assembly, write_object
+
+    text = sys.stdin.read() if args.source == "-" else Path(args.source).read_text()
+    if args.raw:
+        data = parse(text).encode()
+    else:
+        data = write_object(parse_assembly(text), legacy_maps=args.legacy_maps)
+    output = args.output or (str(Path(args.source).with_suffix(".bin" if args.raw else ".o"))
+                             if args.source != "-" else None)
+    if output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        Path(output).write_bytes(data)
+    return 0
+
+
+def disassemble_command(args: argparse.Namespace) -> int:
+    """Handler of ``pybpf disasm``."""
+    data = Path(args.file).read_bytes()
+    if data[:4] == b"\x7fELF":
+        lines = _disassemble_elf(args.file, args.section, args.helpers)
+    else:
+        lines = _listing(data, {}, {}, args.helpers)
+    print("\n".join(lines))
+    return 0
+
+
+def _listing(code: bytes, symbols: dict[int, list[str]], relocations: dict[int, str], helpers: bool) -> list[str]:
+    """``slot: text`` lines with ``name:`` labels at symbol offsets and relocations as trailing comments."""
+    from ..asm import Instructions, format_instruction
+
+    instructions = Instructions.decode(code)
+    out = []
+    for slot, ins in zip(instructions.offsets(), instructions):
+        out.extend(f"{name}:" for name in symbols.get(slot * 8, ()))
+        relo = relocations.get(slot * 8)
+        out.append(f"{slot:8}:\t{format_instruction(ins, helpers)}" + (f"\t# {relo}" if relo else ""))
+    return out
+
+
+def _disassemble_elf(path: str, only: list[str] | None, helpers: bool) -> list[str]:
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+
+    from ..asm.elf import R_BPF_64_32, R_BPF_64_64, SHF_EXECINSTR
+    from ..errors import ELFError
+
+    out: list[str] = []
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        if elf["e_machine"] != "EM_BPF":
+            raise ELFError(f"{path}: not a BPF object (machine {elf['e_machine']})")
+        symtab = elf.get_section_by_name(".symtab")
+        for index, section in enumerate(elf.iter_sections()):
+            if not section["sh_flags"] & SHF_EXECINSTR or (only and section.name not in only):
+                continue
+            symbols: dict[int, list[str]] = {}
+            if isinstance(symtab, SymbolTableSection):
+                for sym in symtab.iter_symbols():
+                    if sym["st_shndx"] == index and sym["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE") \
+                            and sym.name:
+                        symbols.setdefault(sym["st_value"], []).append(sym.name)
+            relocations = {}
+            for rel_section in elf.iter_sections():
+                if isinstance(rel_section, RelocationSection) and rel_section["sh_info"] == index:
+                    table = elf.get_section(rel_section["sh_link"])
+                    for rel in rel_section.iter_relocations():
+                        sym = table.get_symbol(rel["r_info_sym"])
+                        name = sym.name or elf.get_section(sym["st_shndx"]).name
+                        kind = {R_BPF_64_64: "R_BPF_64_64", R_BPF_64_32: "R_BPF_64_32"}.get(rel["r_info_type"], rel["r_info_type"])
+                        relocations[rel["r_offset"]] = f"{kind} {name}"
+            out.append(f"Disassembly of section {section.name}:")
+            out.extend(_listing(section.data(), symbols, relocations, helpers))
+            out.append("")
+    return out
