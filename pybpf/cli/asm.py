@@ -77,6 +77,7 @@ def _disassemble_elf(path: str, only: list[str] | None, helpers: bool) -> list[s
     from ..asm.elf import R_BPF_64_32, R_BPF_64_64, SHF_EXECINSTR
     from ..errors import ELFError
 
+    kinds = {R_BPF_64_64: "R_BPF_64_64", R_BPF_64_32: "R_BPF_64_32"}
     out: list[str] = []
     with open(path, "rb") as f:
         elf = ELFFile(f)
@@ -99,7 +100,7 @@ def _disassemble_elf(path: str, only: list[str] | None, helpers: bool) -> list[s
                     for rel in rel_section.iter_relocations():
                         sym = table.get_symbol(rel["r_info_sym"])
                         name = sym.name or elf.get_section(sym["st_shndx"]).name
-                        kind = {R_BPF_64_64: "R_BPF_64_64", R_BPF_64_32: "R_BPF_64_32"}.get(rel["r_info_type"], rel["r_info_type"])
+                        kind = kinds.get(rel["r_info_type"], rel["r_info_type"])
                         relocations[rel["r_offset"]] = f"{kind} {name}"
             out.append(f"Disassembly of section {section.name}:")
             out.extend(_listing(section.data(), symbols, relocations, helpers))
