@@ -46,6 +46,8 @@ _ANNOTATION = re.compile(r"\s+<[^\s<>]+>\s*$")
 _OBJDUMP_SECTION = re.compile(r"Disassembly of section (.+):\s*$")
 _OBJDUMP_SYMBOL = re.compile(r"[0-9a-f]{8,16} <(.+)>:\s*$")
 _DIRECTIVE = re.compile(r"\s*(\.[A-Za-z_]\w*)(?![\w.$]*\s*:)\s*(.*)$")
+_VERIFIER_NOISE = re.compile(r"\s*(?:from \d+ to \d+:|func#\d+|processed \d+ insns|verification time |stack depth "
+                             r"|last_idx |regs=|mark_precise|Validating |Func#|Global function )")
 _SWAP = re.compile(r"(be|le|bswap)(16|32|64)$")
 _IGNORED_DIRECTIVES = frozenset({".p2align", ".align", ".type", ".size", ".file", ".ident", ".addrsig",
                                  ".addrsig_sym"})
@@ -173,7 +175,7 @@ class _Line:
 
     def name(self, what: str) -> str:
         tok = self.peek()
-        if not (tok[:1].isalpha() or tok[:1] in "_.$") or tok in _REGS:
+        if not tok or not (tok[0].isalpha() or tok[0] in "_.$") or tok in _REGS:
             raise self.error(f"expected {what}")
         self.i += 1
         return tok
@@ -257,8 +259,8 @@ class _Parser:
             if not rest or (prefix[1] is None and rest[0] == "R" and rest[1:2].isdigit()):
                 return  # objdump's second ld_imm64 slot, or a verifier state line "5: R0=..."
             hint = int(prefix[1], 16) if prefix[1] else None
-        elif body.lstrip().startswith("from ") or body.rstrip().endswith("):"):
-            return  # verifier "from 4 to 6: R0=..." and bpftool's "int prog(struct xdp_md * ctx):"
+        elif _VERIFIER_NOISE.match(body) or body.rstrip().endswith("):"):
+            return  # verifier state and summary lines; bpftool's "int prog(struct xdp_md * ctx):"
         annotation = _ANNOTATION.search(body, start)
         if annotation:
             body = body[:annotation.start()]
