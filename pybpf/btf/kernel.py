@@ -1,0 +1,92 @@
+"""The running kernel's BTF: vmlinux and module (split) BTF from ``/sys/kernel/btf``.
+
+Parsed BTF is cached per process, keyed on the file's identity (device, inode, size, modification time), so a
+module that is unloaded and loaded again, or a different file at the same path, is read afresh.  Parsing is
+lazy (see :mod:`pybpf.btf.btf`): opening vmlinux costs one pass over its type section.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator, Sequence, overload
+
+from ..errors import BTFError
+from .btf import BTF
+
+__all__ = ["SYSFS_BTF", "vmlinux", "module", "module_names", "targets", "KernelTargets"]
+
+SYSFS_BTF = "/sys/kernel/btf"
+_cache: dict[str, tuple[tuple[int, int, int, int], BTF]] = {}
+
+
+def _load(path: str, base: BTF | None) -> BTF:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise BTFError(f"cannot read kernel BTF {path}: {e.strerror}") from None
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _cache.get(path)
+    if hit is not None and hit[0] == key and (base is None or hit[1].base is base):
+        return hit[1]
+    btf = BTF.load(path, base)
+    _cache[path] = (key, btf)
+    return btf
+
+
+def vmlinux(path: str | None = None) -> BTF:
+    """The kernel's own BTF (``/sys/kernel/btf/vmlinux``), or a raw BTF file standing in for it."""
+    return _load(path or os.path.join(SYSFS_BTF, "vmlinux"), None)
+
+
+def module_names() -> list[str]:
+    """Names of the loaded modules that have BTF, sorted."""
+    try:
+        return sorted(n for n in os.listdir(SYSFS_BTF) if n != "vmlinux")
+    except OSError:
+        return []
+
+
+def module(name: str) -> BTF:
+    """A module's BTF, split on top of :func:`vmlinux`."""
+    if not name or "/" in name or name in (".", ".."):
+        raise BTFError(f"invalid module name {name!r}")
+    return _load(os.path.join(SYSFS_BTF, name), vmlinux())
+
+
+class KernelTargets(Sequence[BTF]):
+    """CO-RE targets: vmlinux first, then module BTFs, each parsed only when first indexed (the CO-RE
+    resolver looks at modules only for types vmlinux lacks)."""
+
+    def __init__(self, main: BTF, modules: list[str]):
+        self._main = main
+        self.module_names = modules
+
+    def __len__(self) -> int:
+        return 1 + len(self.module_names)
+
+    @overload
+    def __getitem__(self, i: int) -> BTF: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[BTF]: ...
+
+    def __getitem__(self, i: int | slice) -> BTF | list[BTF]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if i == 0:
+            return self._main
+        if not 0 < i < len(self):
+            raise IndexError(i)
+        return module(self.module_names[i - 1])
+
+    def __iter__(self) -> Iterator[BTF]:
+        return (self[i] for i in range(len(self)))
+
+
+def targets(path: str | None = None) -> KernelTargets:
+    """What CO-RE relocates against: the running kernel (vmlinux then modules), or only the BTF file at
+    ``path`` (like libbpf's ``btf_custom_path``: no modules then)."""
+    if path is not None:
+        return KernelTargets(vmlinux(path), [])
+    return KernelTargets(vmlinux(), module_names())
