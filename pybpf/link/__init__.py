@@ -16,6 +16,7 @@ _LAZY = {
     "IterLink": "tracing",
     "attach_kprobe": "kprobe", "attach_ksyscall": "kprobe", "attach_kprobe_multi": "kprobe",
     "attach_uprobe": "uprobe", "attach_uprobe_multi": "uprobe",
+    "attach_xdp": "xdp", "xdp_query": "xdp",
 }
 
 __all__ = sorted(_LAZY)

@@ -159,10 +159,10 @@ class Link:
                                 abi.BPF_F_REPLACE if old is not None else 0)
         elif self._updater is not None:
             self._updater(prog, old)
+            self._prog_id = prog.info().id
         else:
             raise NotSupported("update link", _errno.EOPNOTSUPP, f"{self.kind} attached through {self.mechanism}",
                                hint="this attachment cannot swap its program: close it and attach again")
-        self._prog_id = 0  # known again from the kernel or the next info()
 
     def info(self) -> LinkInfo:
         """The kernel's description of the link (legacy attachments: what pybpf knows, with ``id`` 0)."""
