@@ -17,6 +17,7 @@ _LAZY = {
     "attach_kprobe": "kprobe", "attach_ksyscall": "kprobe", "attach_kprobe_multi": "kprobe",
     "attach_uprobe": "uprobe", "attach_uprobe_multi": "uprobe",
     "attach_xdp": "xdp", "xdp_query": "xdp",
+    "attach_tc": "tc",
 }
 
 __all__ = sorted(_LAZY)
