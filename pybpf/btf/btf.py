@@ -248,7 +248,8 @@ class BTF:
         if order == _NATIVE:
             words: Any = tsec.cast("I")
         else:
-            words = array("I", tsec)
+            words = array("I")
+            words.frombytes(tsec)
             words.byteswap()
         self._words = words
         starts, end = _scan(words)
