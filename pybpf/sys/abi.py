@@ -770,6 +770,14 @@ def __getattr__(name: str) -> type[_IntEnum]:
     return cls
 
 # anonymous UAPI enums
+NFPROTO_UNSPEC = 0
+NFPROTO_INET = 1
+NFPROTO_IPV4 = 2
+NFPROTO_ARP = 3
+NFPROTO_NETDEV = 5
+NFPROTO_BRIDGE = 7
+NFPROTO_IPV6 = 10
+NFPROTO_NUMPROTO = 11
 BPF_REG_0 = 0
 BPF_REG_1 = 1
 BPF_REG_2 = 2
