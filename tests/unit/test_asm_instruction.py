@@ -100,3 +100,12 @@ def test_resolution() -> None:
     far = Instructions([ja("x")] + [mov(R0, 0)] * 0x8000 + [exit().with_symbol("x")])
     with pytest.raises(AsmError, match="gotol"):
         far.encode()
+
+
+def test_import_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, pybpf.asm; print(sorted(m for m in ('elftools', 'cffi', 'pybpf.asm.elf') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
