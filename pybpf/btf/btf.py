@@ -508,13 +508,11 @@ class BTF:
     # ---- building and writing --------------------------------------------------------------------------
 
     def add(self, t: Type) -> int:
-        """Append ``t`` (it must not belong to a BTF yet); returns its new id."""
+        """Append ``t`` (it must not belong to a BTF yet); returns its new id.  ``t`` may refer to ids not
+        added yet (forward references are normal in BTF)."""
         if t.btf is not None:
             raise BTFError(f"{t!r} already belongs to a BTF")
         n = len(self)
-        for r in t.refs():
-            if r > n:
-                raise BTFError(f"{t!r} refers to type id {r}, past the next id {n}")
         t.id, t.btf = n, self
         self._added.append(t)
         self._found.clear()
