@@ -62,18 +62,25 @@ def _program_name(section: str) -> str:
     return re.sub(r"\W", "_", section).strip("_") or "prog"
 
 
-def _functions(asm: Assembly) -> dict[str, str]:
-    """Every function entry -> its section: each section's first instruction, call and func-load targets and
-    ``.globl`` labels.  Names each section's unnamed first instruction after the section."""
-    called = {ins.reference for section in asm.sections.values() for ins in section
-              if ins.reference is not None and (ins.is_pseudo_call or ins.is_load_func)}
-    wanted = called | set(asm.globals)
+def _named_sections(asm: Assembly) -> dict[str, Instructions]:
+    """The non-empty sections, each with a symbol on its first instruction (the section's name if unnamed)."""
     out = {}
     for name, section in asm.sections.items():
-        if not section:
-            continue
-        if section[0].symbol is None:
-            section[0].symbol = _program_name(name)
+        if section:
+            if section[0].symbol is None:
+                section = Instructions(section)
+                section[0] = section[0].replace(symbol=_program_name(name))
+            out[name] = section
+    return out
+
+
+def _functions(sections: dict[str, Instructions], globals_: list[str]) -> dict[str, str]:
+    """Every function entry -> its section: each section's first instruction, call and func-load targets and
+    ``.globl`` labels."""
+    wanted = {ins.reference for section in sections.values() for ins in section
+              if ins.reference is not None and (ins.is_pseudo_call or ins.is_load_func)} | set(globals_)
+    out = {}
+    for name, section in sections.items():
         out[section[0].symbol] = name
         out.update((ins.symbol, name) for ins in section if ins.symbol in wanted)
     return out
@@ -84,16 +91,15 @@ def write_object(asm: Assembly, legacy_maps: bool = False) -> bytes:
 
     Raises :class:`~pybpf.errors.LinkError` for a reference that is neither a local label, a function in
     ``.text`` nor a declared map."""
-    functions = _functions(asm)
+    named = _named_sections(asm)
+    functions = _functions(named, asm.globals)
     maps_section = "maps" if legacy_maps else ".maps"
     map_size = 20 if legacy_maps else 40
     symbols: list[_Symbol] = []
     sections: list[tuple[str, int, int, bytes, int]] = []  # name, type, flags, data, align
     relocations: dict[str, list[tuple[int, str, int]]] = {}  # section -> (byte offset, symbol, type)
 
-    for name, instructions in asm.sections.items():
-        if not instructions:
-            continue
+    for name, instructions in named.items():
         code, relos = _encode_section(name, instructions, functions, asm.maps)
         sections.append((name, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, code, 8))
         relocations[name] = relos
