@@ -237,11 +237,17 @@ def _kernel_in(root: Path, name: str) -> Kernel:
     return Kernel(name, vmlinuz, mods, release)
 
 
+def _dpkg_x(deb: Path, dest: Path) -> None:
+    p = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise VMError(f"dpkg-deb -x {deb.name} failed: {p.stderr.strip()[-500:]}")
+
+
 def extract(deb: Path, dest: Path) -> None:
     tmp = dest.with_name(dest.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+    _dpkg_x(deb, tmp)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
 
@@ -252,14 +258,19 @@ def fetch_kernel(apt: Apt, package: str, version: str, kdir: Path, downloads: Pa
     parts = apt.kernel_parts(package)
     tmp = kdir.with_name(kdir.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     size = 0
-    for part in parts:
-        deb = apt.download(part, downloads)
-        size += deb.stat().st_size
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
-        deb.unlink()
-    if not _find_vmlinuz(tmp):
-        raise VMError(f"{' '.join(parts)}: no vmlinuz in the package(s)")
+    try:
+        for part in parts:
+            deb = apt.download(part, downloads)
+            size += deb.stat().st_size
+            _dpkg_x(deb, tmp)
+            deb.unlink()
+        if not _find_vmlinuz(tmp):
+            raise VMError(f"{' '.join(parts)}: no vmlinuz in the package(s)")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     log(f"downloaded {' + '.join(parts)} ({size / 1e6:.1f} MB) in {time.monotonic() - t0:.1f} s")
     (tmp / ".complete").write_text(json.dumps({"package": package, "version": version, "deb_bytes": size}))
     shutil.rmtree(kdir, ignore_errors=True)
