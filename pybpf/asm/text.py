@@ -98,10 +98,12 @@ class Assembly:
 class _Line:
     """A cursor over one statement's tokens that raises :class:`AsmError` pointing at the token it stands on."""
 
-    __slots__ = ("toks", "i", "lineno", "text", "start")
+    __slots__ = ("toks", "count", "i", "lineno", "text", "start")
 
     def __init__(self, toks: list[str], lineno: int, text: str, start: int) -> None:
-        self.toks, self.i, self.lineno, self.text, self.start = toks, 0, lineno, text, start
+        self.count = len(toks)
+        self.toks = toks + ["", ""]  # peek() looks at most one token ahead past the end
+        self.i, self.lineno, self.text, self.start = 0, lineno, text, start
 
     def error(self, message: str, index: int | None = None) -> AsmError:
         index = self.i if index is None else index
@@ -111,8 +113,7 @@ class _Line:
         return AsmError(message + " (unexpected end of line)", line=self.lineno, column=len(self.text.rstrip()) + 1)
 
     def peek(self, ahead: int = 0) -> str:
-        i = self.i + ahead
-        return self.toks[i] if i < len(self.toks) else ""
+        return self.toks[self.i + ahead]
 
     def next(self) -> str:
         tok = self.peek()
@@ -134,7 +135,7 @@ class _Line:
         return False
 
     def end(self) -> None:
-        if self.i < len(self.toks):
+        if self.i < self.count:
             raise self.error("unexpected token")
 
     def reg(self, wide: bool | None = None) -> tuple[int, bool]:
@@ -273,7 +274,7 @@ class _Parser:
             name = cur.name("a label")
             cur.i += 1
             self.label(name, lineno, cur)
-        if cur.i < len(cur.toks):
+        if cur.i < cur.count:
             ins = self.statement(cur, hint)
             cur.end()
             self.emit(ins)

@@ -3,6 +3,8 @@ directives and error locations; and the builder producing the same instructions 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pybpf.asm import (
     R0, R1, R2, R6, R10, W1, W2, Instruction, Instructions, add, assemble, atomic_add, be, bswap, call, call_func,
@@ -261,3 +263,17 @@ def test_builder_rejects_bad_operands() -> None:
     with pytest.raises(AsmError):
         mov(R1, 1 << 32)
     assert Instruction(0xB7, 1, imm=-1) == mov(R1, 0xFFFFFFFF)
+
+
+_FRAGMENTS = ["r1", "w2", "=", "+=", "s", ">>=", "*", "(", ")", "u32", "s8", "+", "-", "0x10", "7", "goto", "if",
+              "call", "lock", "ll", "map", "[", "]", ",", ":", "#", "pc", "skb", "exit", "label", "kfunc", "be16",
+              "atomic_fetch_add", "xchg_64", "cmpxchg_64", ".section", ".map", "ld_pseudo", "\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map(" ".join) | st.text(max_size=40))
+def test_garbage_text_raises_asm_error_only(text: str) -> None:
+    try:
+        parse(text)
+    except (AsmError, LinkError):
+        pass
