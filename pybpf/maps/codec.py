@@ -28,14 +28,17 @@ UnpackFrom = Callable[[Any, int], Any]
 
 class Codec:
     """Converts one key/value/record type.  ``size`` is its size in bytes; ``cast`` is the ``memoryview``
-    format when the codec is a single native scalar (so fast paths index a cast view instead of unpacking)."""
+    format when the codec is a single native scalar (so fast paths index a cast view instead of unpacking);
+    ``flat`` is ``(struct_unpack_from, record_class)`` when a value is ``tuple.__new__(record_class,
+    struct_unpack_from(buf, offset))`` (so hot loops can inline it)."""
 
-    __slots__ = ("size", "pack_into", "unpack_from", "cast", "description", "_array")
+    __slots__ = ("size", "pack_into", "unpack_from", "cast", "flat", "description", "_array")
 
     def __init__(self, size: int, pack_into: PackInto, unpack_from: UnpackFrom, description: str = "", *,
                  cast: str | None = None, decode_array: Callable[[Any, int, int], list[Any]] | None = None):
         self.size, self.pack_into, self.unpack_from = size, pack_into, unpack_from
         self.description, self.cast, self._array = description, cast, decode_array
+        self.flat: tuple[UnpackFrom, type] | None = None
 
     def __repr__(self) -> str:
         return f"<Codec {self.description or '?'} size={self.size}>"
@@ -172,7 +175,9 @@ def struct_codec(fmt: str, size: int | None = None, names: str | Sequence[str] |
             return [new(rec, t) for t in siter(memoryview(buf)[:count * stride])]
         return [new(rec, sunpack(buf, o)) for o in range(0, count * stride, stride)]
 
-    return Codec(s.size, pack_tuple, unpack_rec, f"{rec.__name__}{fmt!r}", decode_array=array_rec)
+    codec = Codec(s.size, pack_tuple, unpack_rec, f"{rec.__name__}{fmt!r}", decode_array=array_rec)
+    codec.flat = (sunpack, rec)
+    return codec
 
 
 # --- ctypes ------------------------------------------------------------------------------------------------

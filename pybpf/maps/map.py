@@ -215,8 +215,8 @@ class Map:
             btf_fd = FD(syscall.btf_load(btf.to_bytes()))
             create_attrs.update(btf_fd=btf_fd.fd, btf_key_type_id=key_id, btf_value_type_id=value_id)
         try:
-            fd = syscall.map_create(mtype, key_size, value_size, max_entries, flags, name, inner_map_fd=inner_fd,
-                                    **create_attrs)
+            fd = FD(syscall.map_create(mtype, key_size, value_size, max_entries, flags, name,
+                                       inner_map_fd=inner_fd, **create_attrs))
         finally:
             if btf_fd is not None:
                 btf_fd.close()  # the map holds its own reference to the BTF object
@@ -225,7 +225,7 @@ class Map:
                        btf_key_type_id=key_id, btf_value_type_id=value_id,
                        map_extra=create_attrs.get("map_extra", 0))
         except BaseException:
-            FD(fd).close()
+            fd.close()
             raise
 
     @classmethod
