@@ -58,7 +58,7 @@ def link_program(spec: ObjectSpec, name: str) -> LinkedProgram:
         for i in range(start, start + len(fn.instructions)):
             ins = out[i]
             ref = ins.reference
-            if ref is None or not (ins.is_pseudo_call or ins.is_load_func) or ref in appended:
+            if ref is None or not (ins.is_pseudo_call or ins.is_load_func) or ref in appended or ref in spec.externs:
                 continue
             sub = spec.functions.get(ref)
             if sub is None:

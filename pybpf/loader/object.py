@@ -9,7 +9,9 @@ import os
 import struct
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from ..errors import BPFError, BTFError, KernelError, LinkError, NotSupported, SectionError, VerifierError
+from ..errors import (
+    BPFError, BTFError, KernelError, LinkError, NotSupported, SectionError, VerifierError, kernel_error,
+)
 from ..sys import abi
 from .spec import MAP_IN_MAP_TYPES, NO_BTF_MAP_TYPES, PIN_BY_NAME, MapSpec, ObjectSpec, ProgramSpec
 
@@ -124,6 +126,14 @@ def _feature(name: str) -> bool:
     return probes.feature(name)
 
 
+def _write_raw(mp: Map, key: int, value: bytes) -> None:
+    """Store raw ``value`` bytes at array index ``key``, whatever codecs ``mp`` uses (through a dup'd fd)."""
+    from ..maps.map import Map
+
+    with Map(mp.dup_fd(), mp.type, 4, mp.value_size, mp.max_entries, key="I", value="bytes") as raw:
+        raw[key] = value
+
+
 def _btf_features() -> Any:
     """The BTF kinds this kernel accepts, as :class:`pybpf.btf.sanitize.Feature` flags (probed once)."""
     from ..btf.sanitize import Feature
@@ -220,12 +230,18 @@ class _Loader:
             mp = self._create_map(m)
             self.maps[m.name] = mp
             if m.internal:
-                mp.update(struct.pack("<I", 0), m.data if m.data is not None else bytes(m.value_size))
+                data = m.data
+                if m.section == ".kconfig":
+                    from .externs import kconfig_data
+
+                    assert self.spec.btf is not None
+                    data = kconfig_data(self.spec.btf, self.spec.kconfig, m.value_size)
+                _write_raw(mp, 0, data if data is not None else bytes(m.value_size))
                 if m.flags & abi.BPF_F_RDONLY_PROG:
                     mp.freeze()
             if m.type in MAP_IN_MAP_TYPES:
                 for slot, target in sorted(m.values.items()):
-                    mp.update(struct.pack("<I", slot), struct.pack("<I", self.maps[target].fd))
+                    _write_raw(mp, slot, struct.pack("<I", self.maps[target].fd))
             if m.pinning == PIN_BY_NAME:
                 mp.pin(self._pin_path(m))
 
@@ -236,6 +252,8 @@ class _Loader:
         """The already-pinned map to reuse for ``m`` (libbpf's pinning semantics), or None to create one."""
         from ..errors import NotFound
         from ..maps.map import Map
+        from ..sys import syscall
+        from ..sys.fd import FD
         from ..sys.fs import ensure_bpffs
 
         if m.pinning != PIN_BY_NAME:
@@ -244,20 +262,23 @@ class _Loader:
             ensure_bpffs(DEFAULT_PIN_ROOT)
         path = self._pin_path(m)
         try:
-            old = Map.from_pin(path)
+            fd = FD(syscall.obj_get(path))
         except NotFound:
             return None
-        info = old.info()
+        try:
+            i = syscall.obj_info(fd.fd, "map")
+        except BaseException:
+            fd.close()
+            raise
         want = self._shape(m)
-        have = (info.type, info.key_size, info.value_size, info.max_entries, info.map_flags, info.map_extra)
+        have = (i.type, i.key_size, i.value_size, i.max_entries, i.map_flags, i.map_extra)
         if have != want:
-            old.close()
+            fd.close()
             fields = ("type", "key_size", "value_size", "max_entries", "map_flags", "map_extra")
             diff = ", ".join(f"{f} {h} (object wants {w})" for f, h, w in zip(fields, have, want) if h != w)
             raise LinkError(f"{self.spec.name}: map {m.name!r}: the map pinned at {path} cannot be reused: {diff}; "
                             "remove the pin or change the definition")
-        old.name = m.name
-        return old
+        return Map(fd, *want[:5], m.name, map_extra=want[5])
 
     def _shape(self, m: MapSpec) -> tuple[int, int, int, int, int, int]:
         entries = m.max_entries
@@ -298,7 +319,8 @@ class _Loader:
         finally:
             if template is not None:
                 template.close()
-        return Map(fd, mtype, ksize, vsize, entries, flags, m.name)
+        return Map(fd, mtype, ksize, vsize, entries, flags, m.name, btf_key_type_id=attrs.get("btf_key_type_id", 0),
+                   btf_value_type_id=attrs.get("btf_value_type_id", 0), map_extra=extra)
 
     def _init_prog_arrays(self) -> None:
         for m in self.spec.maps.values():
@@ -310,7 +332,7 @@ class _Loader:
                 if prog is None:
                     raise LinkError(f"{self.spec.name}: prog array {m.name!r} slot {slot} holds program {target!r}, "
                                     "which was not loaded")
-                mp.update(struct.pack("<I", slot), struct.pack("<I", prog.fd))
+                _write_raw(mp, slot, struct.pack("<I", prog.fd))
 
     # ---- programs -----------------------------------------------------------------------------------------
 
@@ -360,6 +382,9 @@ class _Loader:
                                 f"license is {self.spec.license!r}: declare a GPL-compatible license "
                                 f"(char LICENSE[] SEC(\"license\") = \"GPL\")\n{e}") from None
             raise
+        except KernelError as e:  # not the verifier: say which program, section and type the kernel refused
+            raise kernel_error("BPF_PROG_LOAD", e.errno or 0, f"program {prog.name!r}, section {prog.section!r}, "
+                               f"type {prog.type_name}", e.hint) from None
         program = Program(fd, prog.name, prog.type, section=prog.section, expected_attach_type=eat,
                           attach_to=prog.attach_to, verifier_log=log)
         if _feature("prog_bind_map"):
@@ -413,11 +438,44 @@ class _Loader:
         return out
 
     def _resolve_externs(self, insns: Any, prog_name: str) -> Any:
-        names = {ins.reference for ins in insns if ins.reference in self.spec.externs}
-        if names:
-            raise LinkError(f"{self.spec.name}: program {prog_name!r} uses extern(s) "
-                            f"{', '.join(sorted(names))} (.kconfig/.ksyms): not supported by pybpf yet")
-        return insns
+        """``__ksym`` references: kfunc calls get the function's kernel BTF id, typed kernel variables their
+        BTF id (BPF_PSEUDO_BTF_ID), typeless ones their kallsyms address; unresolved weak ones stay 0."""
+        from ..asm import Instructions
+        from ..btf import Var
+        from .externs import kallsyms
+
+        spec = self.spec
+        out = Instructions()
+        for ins in insns:
+            name = ins.reference
+            if name is None or name not in spec.externs or name in spec.maps:
+                out.append(ins)
+                continue
+            weak = name in spec.weak_externs
+            where = f"{spec.name}: program {prog_name!r}: extern {name!r}"
+            if ins.is_call:
+                found = self._targets()[0].find(name, abi.BTF_KIND_FUNC)
+                if not found and not weak:
+                    raise LinkError(f"{where}: the kernel has no kfunc of that name")
+                fid = found[0].id if found else 0
+                out.append(ins.replace(src=abi.BPF_PSEUDO_KFUNC_CALL, imm=fid, off=0, reference=None))
+                continue
+            local = spec.btf.find(name, abi.BTF_KIND_VAR) if spec.btf is not None else []
+            typed = bool(local) and isinstance(local[0], Var) and spec.btf.resolve(local[0].type_id).kind != abi.BTF_KIND_UNKN
+            if typed:
+                found = [t for t in self._targets()[0].find(name, abi.BTF_KIND_VAR) if isinstance(t, Var)]
+                if not found and not weak:
+                    raise LinkError(f"{where}: the kernel's BTF has no variable of that name")
+                if found:
+                    out.append(ins.replace(src=abi.BPF_PSEUDO_BTF_ID, imm=found[0].id, reference=None))
+                    continue
+                out.append(ins.replace(imm=0, reference=None))
+                continue
+            addr = kallsyms(name)
+            if not addr and not weak:
+                raise LinkError(f"{where}: no such symbol in /proc/kallsyms")
+            out.append(ins.replace(imm=addr - (1 << 64) if addr >> 63 else addr, reference=None))
+        return out
 
     def _attach_btf_id(self, prog: ProgramSpec) -> int:
         """The kernel BTF id a fentry/fexit/tp_btf/lsm/iter program attaches to (libbpf's naming rules)."""

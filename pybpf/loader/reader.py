@@ -192,6 +192,34 @@ class _Reader:
         if self.legacy_index >= 0:
             self._legacy_maps()
         self._data_maps()
+        self._collect_externs()
+
+    def _collect_externs(self) -> None:
+        """Extern symbols by section (libbpf's collect_externs); ``__kconfig`` ones get the ``.kconfig`` map."""
+        from .externs import KCONFIG, kconfig_layout
+
+        spec = self.spec
+        kconfig: dict[str, bool] = {}
+        for sym in self.elf.symbols:
+            if not sym.is_extern:
+                continue
+            sec = self._extern_section(sym.name)
+            spec.externs[sym.name] = sec
+            if sym.bind == E.STB_WEAK:
+                spec.weak_externs.add(sym.name)
+            if sec == KCONFIG:
+                kconfig[sym.name] = sym.bind == E.STB_WEAK
+        if not kconfig:
+            return
+        assert spec.btf is not None
+        spec.kconfig = kconfig_layout(spec.btf, kconfig)
+        last = spec.kconfig[-1]
+        m = MapSpec(internal_map_name(spec.name, KCONFIG), abi.BPF_MAP_TYPE_ARRAY, 4, last.offset + last.size, 1,
+                    abi.BPF_F_RDONLY_PROG, section=KCONFIG)
+        found = spec.btf.find(KCONFIG, abi.BTF_KIND_DATASEC)
+        if found:
+            m.value_type = found[0].id
+        self._add_map(m, -1)
 
     def _add_map(self, m: MapSpec, shndx: int) -> None:
         if m.name in self.spec.maps:
@@ -426,7 +454,13 @@ class _Reader:
             raise LinkError(f"{where}: {rel.type_name} cannot apply to {'a call' if ins.is_call else 'an ld_imm64'} "
                             f"(expected {E.R_BPF[expected]})")
         if sym.is_extern:
-            self.spec.externs.setdefault(sym.name, self._extern_section(sym.name))
+            kconfig = next((v for v in self.spec.kconfig if v.name == sym.name), None)
+            if kconfig is not None:
+                if not ins.is_ld_imm64:
+                    raise LinkError(f"{where}: kconfig extern {sym.name!r} used by a call")
+                m = self.spec.maps[internal_map_name(self.spec.name, ".kconfig")]
+                ins.src, ins.imm, ins.reference = abi.BPF_PSEUDO_MAP_VALUE, kconfig.offset << 32, m.name
+                return "kconfig", f"{m.name}+{kconfig.offset}"
             ins.reference = sym.name
             return "extern", sym.name
         if ins.is_call:

@@ -205,6 +205,8 @@ class ObjectSpec:
     section_sizes: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     symbol_offsets: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     hidden_symbols: set[str] = field(default_factory=set, repr=False, compare=False)  # STV_HIDDEN/INTERNAL globals
+    weak_externs: set[str] = field(default_factory=set, repr=False)
+    kconfig: list[Any] = field(default_factory=list, repr=False)  # externs.KconfigVar, in .kconfig map order
 
     # ---- editing ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,148 @@
+"""Externs: ``__kconfig`` variables (laid out in the ``.kconfig`` map, values from the running kernel's config)
+and ``__ksym`` symbols (kfuncs and kernel variables, resolved against the kernel's BTF or /proc/kallsyms),
+following libbpf's ``bpf_object__collect_externs`` / ``bpf_object__resolve_externs``.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BTFError, LinkError
+from ..sys import abi
+
+if TYPE_CHECKING:
+    from ..btf import BTF
+
+KCONFIG, KSYMS = ".kconfig", ".ksyms"
+
+
+@dataclass
+class KconfigVar:
+    """One ``__kconfig`` extern: where it lives in the ``.kconfig`` map and how to encode it."""
+
+    name: str
+    offset: int
+    size: int
+    align: int
+    type_id: int
+    weak: bool
+
+
+def kconfig_layout(btf: BTF, names: dict[str, bool]) -> list[KconfigVar]:
+    """Offsets of the ``.kconfig`` externs ``names`` (name -> weak) in libbpf's order: by alignment
+    (descending), size, then name."""
+    out = []
+    for name, weak in names.items():
+        try:
+            var = btf.find_one(name, abi.BTF_KIND_VAR)
+            size, align = btf.size_of(var.type_id), btf.align_of(var.type_id)
+        except BTFError as e:
+            raise LinkError(f"kconfig extern {name!r}: {e}") from None
+        out.append(KconfigVar(name, 0, size, align, var.type_id, weak))
+    out.sort(key=lambda v: (-v.align, v.size, v.name))
+    off = 0
+    for v in out:
+        v.offset = off = -(-off // v.align) * v.align
+        off += v.size
+    return out
+
+
+def _kernel_config() -> dict[str, str]:
+    """CONFIG_* values of the running kernel (/proc/config.gz or /boot/config-$(uname -r)); {} if neither."""
+    text = ""
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            text = f.read()
+    except OSError:
+        try:
+            with open(f"/boot/config-{os.uname().release}") as f:
+                text = f.read()
+        except OSError:
+            return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            k, _, v = line.partition("=")
+            out[k] = v
+    return out
+
+
+def _special(name: str) -> Any:
+    from ..sys import probes
+
+    if name == "LINUX_KERNEL_VERSION":
+        return probes.kernel_version_code()
+    if name == "LINUX_HAS_BPF_COOKIE":
+        return int(probes.feature("bpf_cookie"))
+    if name == "LINUX_HAS_SYSCALL_WRAPPER":
+        # libbpf: whether a kprobe on __<arch>_sys_bpf can be created (0 on kernels without kprobes)
+        prefix = _SYSCALL_PREFIX.get(os.uname().machine)
+        if not prefix or not (probes.feature("kprobe_pmu") or probes.feature("kprobe_events")):
+            return 0
+        return int(kallsyms(f"__{prefix}_sys_bpf") != 0)
+    return None
+
+
+#: the syscall wrapper prefix of each architecture (libbpf's arch_specific_syscall_pfx)
+_SYSCALL_PREFIX = {"x86_64": "x64", "i686": "ia32", "aarch64": "arm64", "s390x": "s390x", "armv7l": "arm",
+                   "ppc64le": "powerpc", "ppc64": "powerpc", "riscv64": "riscv", "loongarch64": "loongarch"}
+
+
+def kconfig_data(btf: BTF, layout: list[KconfigVar], size: int) -> bytes:
+    """The ``.kconfig`` map value for this kernel; LinkError for a missing non-weak option or a bad value."""
+    config = _kernel_config()
+    buf = bytearray(size)
+    for v in layout:
+        value: Any = _special(v.name)
+        raw = config.get(v.name) if value is None else None
+        if value is None and raw is None:
+            if not v.weak:
+                raise LinkError(f"kconfig extern {v.name!r}: not set in this kernel's config (declare it __weak "
+                                "to default to 0)")
+            continue
+        t = btf.resolve(v.type_id)
+        kind = t.kind_name
+        if value is None:
+            value = _parse(v.name, raw or "", kind, t)
+        if isinstance(value, bytes):
+            buf[v.offset:v.offset + v.size] = value[:v.size - 1].ljust(v.size, b"\0")
+        else:
+            signed = kind == "INT" and bool(getattr(t, "signed", False))
+            try:
+                buf[v.offset:v.offset + v.size] = int(value).to_bytes(v.size, "little", signed=signed and value < 0)
+            except OverflowError:
+                raise LinkError(f"kconfig extern {v.name!r}: value {value} does not fit {v.size} bytes") from None
+    return bytes(buf)
+
+
+def _parse(name: str, raw: str, kind: str, t: Any) -> Any:
+    """A CONFIG_ value as libbpf reads it: y/m/n for bool and tristate, quoted strings, numbers."""
+    if raw in ("y", "m", "n"):
+        if kind == "ENUM":  # enum libbpf_tristate: no 0, yes 1, module 2
+            return {"n": 0, "y": 1, "m": 2}[raw]
+        if raw == "m" and kind == "INT" and t.size == 1 and not getattr(t, "signed", False) and t.name == "bool":
+            raise LinkError(f"kconfig extern {name!r}: value 'm' does not fit a bool (use enum libbpf_tristate)")
+        return 1 if raw != "n" else 0
+    if raw.startswith('"'):
+        if kind != "ARRAY":
+            raise LinkError(f"kconfig extern {name!r}: string value {raw} needs a char array")
+        return raw.strip('"').encode()
+    try:
+        return int(raw, 0)
+    except ValueError:
+        raise LinkError(f"kconfig extern {name!r}: cannot parse value {raw!r}") from None
+
+
+def kallsyms(name: str) -> int:
+    """The address of kernel symbol ``name`` in /proc/kallsyms (0 if absent)."""
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == name:
+                    return int(parts[0], 16)
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,197 @@
+"""Oracle: every prebuilt object loaded by pybpf and by ``bpftool prog loadall`` (libbpf) gives the same
+programs (kernel-translated instructions, type, name) and the same maps (type, sizes, flags, name).
+
+Objects marked ``pybpf-check: skip`` in their source cannot load on this kernel: pybpf must fail on them
+with an error naming the program's section (fentry, lsm...).  ``variant FLAGS`` objects (legacy SEC("maps"),
+which bpftool's libbpf 1.x refuses) are compared with bpftool loading the variant build; ``type T`` is passed
+to bpftool.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+from typing import Any
+
+import pytest
+
+import pybpf.prebuilt
+from conftest import kernel_skip
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SRC = os.path.join(ROOT, "prebuilt", "src")
+_SLOT = struct.Struct("<BBhi")
+#: words each skip reason must lead pybpf's error to mention (the section prefix naming the feature)
+_FEATURE_WORDS = ("fentry", "fexit", "lsm", "ksym")
+
+
+def directives(obj: str) -> dict[str, str]:
+    """The ``pybpf-check:`` directives of a prebuilt object's source (kind -> rest of the line)."""
+    src = os.path.join(SRC, obj.replace(".bpf.o", ".bpf.c"))
+    out: dict[str, str] = {}
+    if os.path.exists(src):
+        with open(src) as f:
+            for line in f:
+                if "pybpf-check:" in line:
+                    kind, _, rest = line.split("pybpf-check:", 1)[1].strip().partition(" ")
+                    out[kind] = rest.strip()
+    return out
+
+
+def normalise(xlated: bytes, map_name: Any) -> list[tuple[Any, ...]]:
+    """Instructions as tuples, with map ids in ld_imm64 replaced by the map's name (ids differ per load)."""
+    out: list[tuple[Any, ...]] = []
+    i = 0
+    while i < len(xlated):
+        code, regs, off, imm = _SLOT.unpack_from(xlated, i)
+        if code == 0x18 and i + 16 <= len(xlated):
+            hi = _SLOT.unpack_from(xlated, i + 8)[3]
+            src = regs >> 4
+            if src in (1, 2, 5, 6):  # BPF_PSEUDO_MAP_FD/VALUE/IDX/IDX_VALUE: imm is the map id in a dump
+                out.append((code, regs, off, "map", map_name(imm), hi))
+            else:
+                out.append((code, regs, off, imm, hi))
+            i += 16
+            continue
+        out.append((code, regs, off, imm))
+        i += 8
+    return out
+
+
+def _map_info(fd: int) -> tuple[str, tuple[int, int, int, int, int]]:
+    """(name, (type, key_size, value_size, max_entries, flags)) of a map fd, from the kernel."""
+    from pybpf.sys import syscall
+    from pybpf.sys._cffi_abi import ffi
+
+    i = syscall.obj_info(fd, "map")
+    return ffi.string(i.name).decode(), (i.type, i.key_size, i.value_size, i.max_entries, i.map_flags)
+
+
+def _map_name_by_id(map_id: int) -> str:
+    from pybpf.sys import syscall
+
+    fd = syscall.fd_by_id("map", map_id)
+    try:
+        return _map_info(fd)[0]
+    finally:
+        os.close(fd)
+
+
+def _programs_of(pins: str) -> dict[str, Any]:
+    from pybpf.program import Program
+
+    out = {}
+    for name in sorted(os.listdir(pins)):
+        prog = Program.from_pin(os.path.join(pins, name))
+        out[name] = prog
+    return out
+
+
+def _pinned_maps(directory: str) -> dict[str, tuple[int, int, int, int, int]]:
+    from pybpf.sys import syscall
+
+    out = {}
+    for n in sorted(os.listdir(directory)):
+        fd = syscall.obj_get(os.path.join(directory, n))
+        try:
+            name, shape = _map_info(fd)
+        finally:
+            os.close(fd)
+        out[name] = shape
+    return out
+
+
+def _used_maps(progs: Any) -> dict[str, tuple[int, int, int, int, int]]:
+    from pybpf.sys import syscall
+
+    out = {}
+    for p in progs:
+        for map_id in p.info().map_ids:
+            fd = syscall.fd_by_id("map", map_id)
+            try:
+                name, shape = _map_info(fd)
+            finally:
+                os.close(fd)
+            out[name] = shape
+    return out
+
+
+def _has_globals(spec: Any, m: Any) -> bool:
+    """Whether an internal map holds a variable user space can see (libbpf's map_is_mmapable)."""
+    return any(v.map == m.name and v.linkage != 0 and v.name not in spec.hidden_symbols
+               for v in spec.variables.values())
+
+
+def _bpftool_object(obj: str, tmp: str, variant: str) -> str:
+    """The file bpftool loads: the object itself, or its variant build (tools/build_objs.sh)."""
+    if not variant:
+        return pybpf.prebuilt.path(obj)
+    if not shutil.which("clang-19"):
+        pytest.skip("clang-19 is needed to build the variant bpftool can load")
+    name = obj[:-len(".bpf.o")]
+    env = dict(os.environ, EXTRA_CFLAGS=variant)
+    subprocess.run([os.path.join(ROOT, "tools", "build_objs.sh"), tmp, name], check=True, env=env,
+                   capture_output=True)
+    return os.path.join(tmp, obj)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("obj", pybpf.prebuilt.names())
+def test_same_as_libbpf(obj: str, tmp_path: Any, require_root: None, uniq: str) -> None:
+    import pybpf.loader as L
+    from pybpf.errors import BPFError
+    from pybpf.sys.fs import ensure_bpffs
+
+    d = directives(obj)
+    if "skip" in d:
+        with pytest.raises(BPFError) as err:
+            L.load(pybpf.prebuilt.path(obj)).close()
+        words = [w for w in _FEATURE_WORDS if w in d["skip"].lower()]
+        assert any(w in str(err.value).lower() for w in words), (d["skip"], str(err.value))
+        return
+    if not shutil.which("bpftool"):
+        kernel_skip("bpftool is not installed (apt install bpftool)")
+    bpffs = ensure_bpffs()
+    pins, mpins = os.path.join(bpffs, f"{uniq}_p"), os.path.join(bpffs, f"{uniq}_m")
+    unpin = d.get("unpin", "").split()
+    pre_existing = [p for p in unpin if os.path.exists(os.path.join(bpffs, p))]
+    theirs: dict[str, Any] = {}
+    try:
+        with L.load(pybpf.prebuilt.path(obj)) as ours:
+            target = _bpftool_object(obj, str(tmp_path), d.get("variant", ""))
+            # maps pinned by name cannot be pinned again by pinmaps: then compare the maps programs use
+            cmd = ["bpftool", "prog", "loadall", target, pins] + ([] if unpin else ["pinmaps", mpins])
+            if d.get("type"):
+                cmd += ["type", d["type"]]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            assert res.returncode == 0, res.stderr[-3000:]
+            theirs = _programs_of(pins)
+            assert sorted(ours.programs) == sorted(theirs)
+            for name, prog in ours.programs.items():
+                mine, lib = prog.info(), theirs[name].info()
+                assert (mine.type, mine.name) == (lib.type, lib.name), name
+                assert normalise(prog.xlated(), _map_name_by_id) == normalise(theirs[name].xlated(), _map_name_by_id), \
+                    f"{obj}: program {name}: translated instructions differ"
+            if unpin:
+                mine = _used_maps(ours.programs.values())
+                lib = _used_maps(theirs.values())
+            else:
+                mine = dict(_map_info(m.fd) for m in ours.maps.values())
+                lib = _pinned_maps(mpins)
+            for m in ours.spec.maps.values():
+                if m.internal and m.name in lib and not _has_globals(ours.spec, m):
+                    # libbpf >= 1.1 (commit "only add BPF_F_MMAPABLE flag for data maps with global vars", which
+                    # pybpf follows) vs the older libbpf bundled in Debian's bpftool 7.1: string-only maps
+                    t, k, v, n, f = lib[m.name]
+                    lib[m.name] = (t, k, v, n, f & ~0x400)
+            assert mine == lib
+    finally:
+        for p in theirs.values():
+            p.close()
+        for path in (pins, mpins):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+        for p in unpin:
+            if p not in pre_existing and os.path.exists(os.path.join(bpffs, p)):
+                os.unlink(os.path.join(bpffs, p))
