@@ -18,6 +18,9 @@ _LAZY = {
     "attach_uprobe": "uprobe", "attach_uprobe_multi": "uprobe",
     "attach_xdp": "xdp", "xdp_query": "xdp",
     "attach_tc": "tc",
+    "attach_cgroup": "cgroup",
+    "attach_socket": "sock", "attach_reuseport": "sock", "attach_sockmap": "sock",
+    "attach_netns": "netns", "attach_netfilter": "netns",
 }
 
 __all__ = sorted(_LAZY)

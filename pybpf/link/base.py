@@ -12,15 +12,16 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ..errors import BPFError, KernelError, NotSupported, kernel_error
+from ..errors import BPFError, KernelError, NotFound, NotSupported, kernel_error
 from ..sys import abi, syscall
 from ..sys.fd import FD
-from .info import LinkInfo, link_info
+from .info import LinkInfo, attach_type_name, link_info
 
 if TYPE_CHECKING:
     from ..program import Program
 
 BPF_LINK = "bpf_link"
+PROG_ATTACH = "prog_attach"
 Updater = Callable[["Program", "Program | None"], None]
 
 # errnos meaning "this link type has no BPF_LINK_DETACH": then closing the last reference detaches it
@@ -178,6 +179,44 @@ class Link:
         return f"<Link {self.kind} {self.target!r} via {self.mechanism} {state}{pin}>"
 
 
+_has_link: dict[str, bool] = {}  # attach kind -> does this kernel have a bpf_link for it (learnt by trying)
+
+
+def try_link(kind: str, mechanism: str | None, legacy: str, create: Callable[[], int]) -> FD | None:
+    """Create the bpf_link for ``kind`` with ``create()`` unless ``mechanism`` asks for the ``legacy`` one
+    or this kernel was found to lack the link; return None when the caller should use the legacy mechanism
+    (the kernel answered EINVAL: no such link type).  Other failures raise."""
+    if mechanism not in (None, BPF_LINK, legacy):
+        raise ValueError(f"mechanism must be {BPF_LINK!r} or {legacy!r}, not {mechanism!r}")
+    if mechanism == legacy or (mechanism is None and _has_link.get(kind) is False):
+        return None
+    try:
+        fd = FD(create())
+    except KernelError as e:
+        if e.errno != _errno.EINVAL or mechanism == BPF_LINK or _has_link.get(kind):
+            raise
+        return None
+    _has_link[kind] = True
+    return fd
+
+
+def legacy_worked(kind: str, mechanism: str | None) -> None:
+    """Record that the legacy mechanism worked for ``kind`` where the link did not (after try_link gave None)."""
+    if mechanism is None and kind not in _has_link:
+        _has_link[kind] = False
+
+
+def resolve_attach_type(prog: Program, attach_type: int | str | None, examples: str) -> tuple[int, str]:
+    """(attach type, its name): the one given (number or name) or else the program's expected one."""
+    from ..program import attach_type_of
+
+    atype = attach_type_of(attach_type) if attach_type is not None else prog.expected_attach_type
+    if not atype:
+        raise ValueError(f"program {prog.name!r} was loaded without an expected attach type: give attach_type "
+                         f"({examples})")
+    return atype, attach_type_name(atype)
+
+
 def open_path(path: str, what: str) -> FD:
     """Open a file or directory naming an attach target (a cgroup, a network namespace) read-only."""
     try:
@@ -232,3 +271,59 @@ def _close_all(links: list[Link]) -> Callable[[], None]:
         for lk in links:
             lk.close()
     return close
+
+
+def _in_netns(netns: FD | None, action: Callable[[], None]) -> None:
+    if netns is None:
+        action()
+        return
+    from ..sys.netns import entered
+
+    with entered(f"/proc/self/fd/{netns.fd}"):
+        action()
+
+
+def attach_fd(prog: Program, target_fd: FD, attach_type: int, kind: str, target: str, details: dict[str, Any], *,
+              mechanism: str | None, flags: int = 0, netns: FD | None = None) -> Link:
+    """Attach ``prog`` to an fd target (cgroup, sockmap, network namespace): a bpf_link where the kernel has
+    one, else BPF_PROG_ATTACH with ``flags`` -- run inside network namespace ``netns`` for the per-netns
+    hooks, which act on the caller's namespace.  Takes ownership of ``target_fd`` and ``netns``."""
+    def close_targets() -> None:
+        target_fd.close()
+        if netns is not None:
+            netns.close()
+
+    try:
+        lfd = try_link(kind, mechanism, PROG_ATTACH, lambda: syscall.link_create(prog.fd, target_fd.fd, attach_type))
+        if lfd is None:
+            _in_netns(netns, lambda: syscall.prog_attach(prog.fd, target_fd.fd, attach_type, flags))
+            legacy_worked(kind, mechanism)
+    except BaseException:
+        close_targets()
+        raise
+    if lfd is not None:
+        close_targets()
+        return Link(lfd, kind, target=target, details=details)
+    state = {"prog_id": prog.info().id}
+
+    def remove() -> None:
+        try:
+            with FD(syscall.fd_by_id("prog", state["prog_id"])) as mine:
+                _in_netns(netns, lambda: syscall.prog_detach(target_fd.fd, attach_type, mine.fd))
+        except NotFound:
+            pass  # already detached (and freed), or the target is gone
+        finally:
+            close_targets()
+
+    def update(new: Program, old: Program | None) -> None:
+        if flags & abi.BPF_F_ALLOW_MULTI:
+            with FD(syscall.fd_by_id("prog", state["prog_id"])) as mine:
+                replaced = old.fd if old is not None else mine.fd
+                _in_netns(netns, lambda: syscall.prog_attach(new.fd, target_fd.fd, attach_type,
+                                                             flags | abi.BPF_F_REPLACE, replace_fd=replaced))
+        else:
+            _in_netns(netns, lambda: syscall.prog_attach(new.fd, target_fd.fd, attach_type, flags))
+        state["prog_id"] = new.info().id
+
+    return Link(None, kind, mechanism=PROG_ATTACH, target=target, prog_id=state["prog_id"],
+                details={**details, "flags": flags}, cleanup=remove, updater=update)

@@ -34,7 +34,8 @@ def _name(enum: str, prefix: str, value: int) -> str:
         return str(value)
 
 
-def _attach_type(value: int) -> str:
+def attach_type_name(value: int) -> str:
+    """``cgroup_inet_egress`` for BPF_CGROUP_INET_EGRESS (the number itself when unknown)."""
     return _name("bpf_attach_type", "BPF_", value)
 
 
@@ -52,12 +53,12 @@ def _raw_tracepoint(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
 
 def _tracing(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
     t = info.tracing
-    return {"attach_type": _attach_type(t.attach_type), "target_obj_id": t.target_obj_id,
+    return {"attach_type": attach_type_name(t.attach_type), "target_obj_id": t.target_obj_id,
             "target_btf_id": t.target_btf_id, "cookie": t.cookie}
 
 
 def _cgroup(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
-    return {"cgroup_id": info.cgroup.cgroup_id, "attach_type": _attach_type(info.cgroup.attach_type)}
+    return {"cgroup_id": info.cgroup.cgroup_id, "attach_type": attach_type_name(info.cgroup.attach_type)}
 
 
 def _iter(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def _iter(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
 
 
 def _netns(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
-    return {"netns_ino": info.netns.netns_ino, "attach_type": _attach_type(info.netns.attach_type)}
+    return {"netns_ino": info.netns.netns_ino, "attach_type": attach_type_name(info.netns.attach_type)}
 
 
 def _xdp(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
@@ -148,12 +149,12 @@ def _perf_event(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
 def _ifindex_attach(sub: str) -> Callable[[Any, int, Any], dict[str, Any]]:
     def decode(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
         part = getattr(info, sub)
-        return {"ifindex": part.ifindex, "attach_type": _attach_type(part.attach_type)}
+        return {"ifindex": part.ifindex, "attach_type": attach_type_name(part.attach_type)}
     return decode
 
 
 def _sockmap(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
-    return {"map_id": info.sockmap.map_id, "attach_type": _attach_type(info.sockmap.attach_type)}
+    return {"map_id": info.sockmap.map_id, "attach_type": attach_type_name(info.sockmap.attach_type)}
 
 
 _DECODERS: dict[str, Callable[[Any, int, Any], dict[str, Any]]] = {

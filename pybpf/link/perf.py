@@ -13,17 +13,16 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import KernelError, NotSupported
+from ..errors import NotSupported
 from ..sys import abi, perf, syscall
 from ..sys.fd import FD
-from .base import BPF_LINK, Link, LinkGroup
+from .base import Link, LinkGroup, legacy_worked, try_link
 
 if TYPE_CHECKING:
     from ..program import Program
 
 PERF_IOCTL = "perf_event"
 EVENT_GROUP = "pybpf"  # tracefs group of the probe events pybpf defines (kprobe_events, uprobe_events)
-_perf_link: bool | None = None  # does this kernel have perf_event bpf_links? (None: not tried yet)
 _event_seq = itertools.count()
 
 
@@ -34,32 +33,21 @@ def attach_perf_fd(prog: Program, pfd: FD, kind: str, target: str, *, cookie: in
 
     ``mechanism`` forces ``"bpf_link"`` or ``"perf_event"`` (the ioctl); ``cleanup`` runs after the event is
     closed (to remove a tracefs probe event).  On failure ``pfd`` is closed and ``cleanup`` run."""
-    global _perf_link
-    if mechanism not in (None, BPF_LINK, PERF_IOCTL):
-        raise ValueError(f"mechanism must be {BPF_LINK!r} or {PERF_IOCTL!r}, not {mechanism!r}")
-    fell_back = False
     try:
-        if mechanism != PERF_IOCTL and _perf_link is not False:
+        lfd = try_link("perf_event", mechanism, PERF_IOCTL, lambda: syscall.link_create(
+            prog.fd, pfd.fd, abi.BPF_PERF_EVENT, perf_event={"bpf_cookie": cookie}))
+        if lfd is not None:
             try:
-                lfd = FD(syscall.link_create(prog.fd, pfd.fd, abi.BPF_PERF_EVENT, perf_event={"bpf_cookie": cookie}))
-            except KernelError as e:
-                if e.errno != _errno.EINVAL or mechanism == BPF_LINK or _perf_link:
-                    raise
-                fell_back = True
-            else:
-                _perf_link = True
-                try:
-                    perf.enable(pfd.fd)
-                finally:
-                    pfd.close()  # the link holds the event now
-                return Link(lfd, kind, target=target, cleanup=cleanup, details=details)
+                perf.enable(pfd.fd)
+            finally:
+                pfd.close()  # the link holds the event now
+            return Link(lfd, kind, target=target, cleanup=cleanup, details=details)
         if cookie:
             raise NotSupported("attach with bpf_cookie", _errno.EOPNOTSUPP, f"{kind} {target}",
                                hint="BPF cookies need perf_event bpf_links (Linux 5.15+); this kernel has none")
         perf.set_bpf(pfd.fd, prog.fd)
         perf.enable(pfd.fd)
-        if fell_back:
-            _perf_link = False  # the ioctl worked where the link did not: this kernel has no perf links
+        legacy_worked("perf_event", mechanism)
     except BaseException:
         pfd.close()
         if cleanup is not None:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import KernelError
 from ..sys import abi, netlink, syscall
-from ..sys.fd import FD
-from .base import BPF_LINK, Link
+from .base import Link, legacy_worked, try_link
 
 if TYPE_CHECKING:
     from ..program import Program
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
 NETLINK = "netlink"
 _DIRECTIONS = {"ingress": (abi.BPF_TCX_INGRESS, abi.TC_H_MIN_INGRESS),
                "egress": (abi.BPF_TCX_EGRESS, abi.TC_H_MIN_EGRESS)}
-_tcx: bool | None = None  # does this kernel have tcx links? (None: not tried yet)
 
 
 def _clsact_parent(minor: int) -> int:
@@ -39,27 +37,17 @@ def attach_tc(prog: Program, iface: str | int, direction: str | None = None, *, 
 
     ``mechanism`` forces ``"bpf_link"`` (tcx) or ``"netlink"`` (clsact + cls_bpf); ``priority`` and
     ``handle`` place the cls_bpf filter (0: the kernel picks)."""
-    global _tcx
-    if mechanism not in (None, BPF_LINK, NETLINK):
-        raise ValueError(f"mechanism must be {BPF_LINK!r} or {NETLINK!r}, not {mechanism!r}")
     direction = _direction_of(prog, direction)
     attach_type, minor = _DIRECTIONS[direction]
     index = netlink.ifindex(iface)
     name = iface if isinstance(iface, str) else netlink.ifname(index)
     target = f"{name} {direction}"
     details = {"ifindex": index, "ifname": name, "direction": direction}
-    if mechanism != NETLINK and _tcx is not False:
-        try:
-            fd = syscall.link_create(prog.fd, index, attach_type)
-        except KernelError as e:
-            if e.errno != _errno.EINVAL or mechanism == BPF_LINK or _tcx:
-                raise
-        else:
-            _tcx = True
-            return Link(FD(fd), "tc", target=target, details=details)
+    lfd = try_link("tcx", mechanism, NETLINK, lambda: syscall.link_create(prog.fd, index, attach_type))
+    if lfd is not None:
+        return Link(lfd, "tc", target=target, details=details)
     link = _attach_cls_bpf(prog, index, _clsact_parent(minor), target, priority, handle, details)
-    if mechanism is None and _tcx is None:
-        _tcx = False  # cls_bpf worked where tcx did not
+    legacy_worked("tcx", mechanism)
     return link
 
 

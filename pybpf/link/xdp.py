@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..errors import KernelError, NotFound
 from ..sys import abi, netlink, syscall
 from ..sys.fd import FD
-from .base import BPF_LINK, Link
+from .base import Link, legacy_worked, try_link
 
 if TYPE_CHECKING:
     from ..program import Program
@@ -17,7 +17,6 @@ NETLINK = "netlink"
 MODES = {None: 0, "skb": abi.XDP_FLAGS_SKB_MODE, "generic": abi.XDP_FLAGS_SKB_MODE,
          "drv": abi.XDP_FLAGS_DRV_MODE, "native": abi.XDP_FLAGS_DRV_MODE,
          "hw": abi.XDP_FLAGS_HW_MODE, "offload": abi.XDP_FLAGS_HW_MODE}
-_xdp_link: bool | None = None  # does this kernel have XDP bpf_links? (None: not tried yet)
 
 
 def _mode_flags(mode: str | None) -> int:
@@ -33,25 +32,15 @@ def attach_xdp(prog: Program, iface: str | int, *, mode: str | None = None, mech
     ``mode`` is ``"skb"`` (generic), ``"drv"`` (native) or ``"hw"`` (offload); the default lets the kernel
     choose (native when the driver has it).  ``mechanism`` forces ``"bpf_link"`` or ``"netlink"``.  Either
     way attaching fails with EBUSY if another program is there already."""
-    global _xdp_link
-    if mechanism not in (None, BPF_LINK, NETLINK):
-        raise ValueError(f"mechanism must be {BPF_LINK!r} or {NETLINK!r}, not {mechanism!r}")
     flags = _mode_flags(mode)
     index = netlink.ifindex(iface)
     name = iface if isinstance(iface, str) else netlink.ifname(index)
     details = {"ifindex": index, "ifname": name, "mode": mode or "auto"}
-    if mechanism != NETLINK and _xdp_link is not False:
-        try:
-            fd = syscall.link_create(prog.fd, index, abi.BPF_XDP, flags)
-        except KernelError as e:
-            if e.errno != _errno.EINVAL or mechanism == BPF_LINK or _xdp_link:
-                raise
-        else:
-            _xdp_link = True
-            return Link(FD(fd), "xdp", target=name, details=details)
+    lfd = try_link("xdp", mechanism, NETLINK, lambda: syscall.link_create(prog.fd, index, abi.BPF_XDP, flags))
+    if lfd is not None:
+        return Link(lfd, "xdp", target=name, details=details)
     link = _attach_netlink(prog, index, name, flags, details)
-    if mechanism is None and _xdp_link is None:
-        _xdp_link = False  # netlink worked where the link did not
+    legacy_worked("xdp", mechanism)
     return link
 
 

@@ -236,7 +236,7 @@ class Rtnl:
         for mtype, _, reply in self.request(abi.RTM_NEWTFILTER, flags, body, what):
             if mtype == abi.RTM_NEWTFILTER:
                 return _tc_filter(reply)
-        raise kernel_error(f"netlink RTM_NEWTFILTER", _errno.EPROTO, what, hint="the kernel did not echo the filter")
+        raise kernel_error("netlink RTM_NEWTFILTER", _errno.EPROTO, what, hint="the kernel did not echo the filter")
 
     def filter_del(self, ifindex: int, parent: int, priority: int, handle: int) -> None:
         """Delete the filter at (``priority``, ``handle``) under ``parent``."""
