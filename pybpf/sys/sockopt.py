@@ -16,7 +16,8 @@ class _HasFileno(Protocol):
 
 SocketLike = Union[socket.socket, _HasFileno, int]
 
-_ATTACH = {False: ("SO_ATTACH_BPF", abi.SO_ATTACH_BPF), True: ("SO_ATTACH_REUSEPORT_EBPF", abi.SO_ATTACH_REUSEPORT_EBPF)}
+_ATTACH = {False: ("SO_ATTACH_BPF", abi.SO_ATTACH_BPF),
+           True: ("SO_ATTACH_REUSEPORT_EBPF", abi.SO_ATTACH_REUSEPORT_EBPF)}
 _DETACH = {False: ("SO_DETACH_BPF", abi.SO_DETACH_BPF), True: ("SO_DETACH_REUSEPORT_BPF", abi.SO_DETACH_REUSEPORT_BPF)}
 
 
