@@ -8,6 +8,7 @@ from .sys.fd import FD
 
 if TYPE_CHECKING:
     from .asm import Instructions
+    from .link import Link
 
 
 def prog_type_of(value: int | str) -> int:
@@ -157,6 +158,13 @@ class Program:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd.fd}"
         return f"<Program {self.name!r} type={self.type} {state}>"
+
+    def attach(self, target: Any = None, **options: Any) -> Link:
+        """Attach the program as its SEC() name says (libbpf's auto-attach), or to ``target`` (an interface,
+        cgroup, socket... or a tracepoint/function overriding the section's); see :func:`pybpf.link.attach`."""
+        from .link.auto import attach
+
+        return attach(self, target, **options)
 
     def pin(self, path: str) -> None:
         """Pin the program at ``path`` in bpffs."""
