@@ -348,7 +348,7 @@ class BTF:
         out = self.base.find(name, kind) if self.base is not None else []
         ids = self._found.get(name)
         if ids is None:
-            ids = [t.id for t in self._find_own(name, None, self.strings.offsets_of(name) if name else None)]
+            ids = [t.id for t in self._find_own(None, self.strings.offsets_of(name) if name else None, name.__eq__)]
             self._found[name] = ids
         return out + [t for t in map(self.__getitem__, ids) if kind is None or t.kind == kind]
 
@@ -364,7 +364,10 @@ class BTF:
 
     def find_matching(self, prefix: str, accept: Callable[[str], bool], kind: int | None = None) -> list[Type]:
         """Own types (not the base's) whose name starts with ``prefix`` and satisfies ``accept(name)``."""
-        return self._find_own(prefix, kind, self.strings.offsets_matching(prefix, accept), accept)
+        def check(name: str) -> bool:
+            return name.startswith(prefix) and accept(name)
+
+        return self._find_own(kind, self.strings.offsets_matching(prefix, accept), check)
 
     def _name_index(self) -> tuple[set[int], bytes]:
         """(set of name offsets used by parsed records, their name offsets as native u32 bytes in id order),
@@ -376,9 +379,9 @@ class BTF:
             self._names = (set(got), array("I", got).tobytes())
         return self._names
 
-    def _find_own(self, name: str, kind: int | None, offsets: list[int] | None,
-                  accept: Callable[[str], bool] | None = None) -> list[Type]:
-        check = accept or name.__eq__
+    def _find_own(self, kind: int | None, offsets: list[int] | None, check: Callable[[str], bool]) -> list[Type]:
+        """Own types whose name offset is one of ``offsets`` (None: anonymous types); types added or replaced
+        since parsing are tested with ``check(name)`` instead."""
         ids: set[int] = set()
         if offsets is None:  # the empty name: anonymous types
             ids = {t.id for t in self if not t.name}
