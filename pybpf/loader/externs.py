@@ -49,6 +49,54 @@ def kconfig_layout(btf: BTF, names: dict[str, bool]) -> list[KconfigVar]:
     return out
 
 
+def prepare_btf(btf: BTF, layout: list[KconfigVar]) -> None:
+    """Make the extern DATASECs of ``btf`` (a copy about to be loaded) acceptable to the kernel, as libbpf's
+    collect_externs does: ``.ksyms`` entries become 4-byte allocated ``int`` variables (a FUNC entry points to an
+    added ``dummy_ksym`` VAR, its FUNC becomes global and unnamed parameters get a name), ``.kconfig`` variables
+    become allocated at their offsets in the ``.kconfig`` map."""
+    from ..btf import Datasec, Func, FuncProto, Var
+
+    ksyms = btf.find(KSYMS, abi.BTF_KIND_DATASEC)
+    if ksyms:
+        sec = ksyms[0]
+        assert isinstance(sec, Datasec)
+        ints = [t for t in btf.types(abi.BTF_KIND_INT) if getattr(t, "bits", 0) == 32]
+        int_id = ints[0].id if ints else 0
+        dummy = 0
+        if any(isinstance(btf[v.type_id], Func) for v in sec.vars):
+            dummy = btf.add(Var("dummy_ksym", int_id, abi.BTF_VAR_GLOBAL_ALLOCATED))
+        for i, v in enumerate(sec.vars):
+            t = btf[v.type_id]
+            if isinstance(t, Func):
+                proto = btf[t.type_id]
+                if isinstance(proto, FuncProto):
+                    for p in proto.params:
+                        if p.type_id and not p.name:
+                            p.name = "dummy_ksym"
+                    btf.replace(proto.id, proto)
+                t.linkage = abi.BTF_FUNC_GLOBAL
+                v.type_id = dummy
+            elif isinstance(t, Var):
+                t.linkage, t.type_id = abi.BTF_VAR_GLOBAL_ALLOCATED, int_id
+            btf.replace(t.id, t)
+            v.offset, v.size = i * 4, 4
+        sec.size = len(sec.vars) * 4
+        btf.replace(sec.id, sec)
+    kconfig = btf.find(KCONFIG, abi.BTF_KIND_DATASEC)
+    if kconfig and layout:
+        sec = kconfig[0]
+        assert isinstance(sec, Datasec)
+        offsets = {v.name: v.offset for v in layout}
+        sec.size = layout[-1].offset + layout[-1].size
+        for v in sec.vars:
+            t = btf[v.type_id]
+            if isinstance(t, Var) and t.name in offsets:
+                t.linkage = abi.BTF_VAR_GLOBAL_ALLOCATED
+                v.offset = offsets[t.name]
+                btf.replace(t.id, t)
+        btf.replace(sec.id, sec)
+
+
 def _kernel_config() -> dict[str, str]:
     """CONFIG_* values of the running kernel (/proc/config.gz or /boot/config-$(uname -r)); {} if neither."""
     text = ""

@@ -207,11 +207,21 @@ class _Loader:
             return
         from ..btf.sanitize import fixup_datasecs, sanitize
 
+        from .externs import prepare_btf
+
         btf = self.spec.btf.copy()
+        prepare_btf(btf, self.spec.kconfig)
         try:
             fixup_datasecs(btf, self.spec.section_sizes, self.spec.symbol_offsets, self.spec.hidden_symbols)
         except BTFError as e:
             raise BTFError(f"{self.spec.name}: {e}") from None
+        for name in self.spec.functions:  # as libbpf: a hidden global subprogram is verified like a static one
+            if name in self.spec.hidden_symbols:
+                for t in btf.find(name, abi.BTF_KIND_FUNC):
+                    if t.linkage == abi.BTF_FUNC_GLOBAL:
+                        t.linkage = abi.BTF_FUNC_STATIC
+                        btf.replace(t.id, t)
+                        break
         btf = sanitize(btf, _btf_features())
         try:
             self.btf_fd = FD(syscall.btf_load(btf.to_bytes()))
@@ -452,7 +462,7 @@ class _Loader:
                 out.append(ins)
                 continue
             weak = name in spec.weak_externs
-            where = f"{spec.name}: program {prog_name!r}: extern {name!r}"
+            where = f"{spec.name}: program {prog_name!r}: __ksym extern {name!r}"
             if ins.is_call:
                 found = self._targets()[0].find(name, abi.BTF_KIND_FUNC)
                 if not found and not weak:

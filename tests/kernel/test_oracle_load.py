@@ -1,5 +1,6 @@
 """Oracle: every prebuilt object loaded by pybpf and by ``bpftool prog loadall`` (libbpf) gives the same
-programs (kernel-translated instructions, type, name) and the same maps (type, sizes, flags, name).
+programs (kernel-translated instructions, type, name, func/line info and the BTF blob loaded for them) and the
+same maps (type, sizes, flags, name, BTF key/value type ids).
 
 Objects marked ``pybpf-check: skip`` in their source cannot load on this kernel: pybpf must fail on them
 with an error naming the program's section (fentry, lsm...).  ``variant FLAGS`` objects (legacy SEC("maps"),
@@ -59,13 +60,35 @@ def normalise(xlated: bytes, map_name: Any) -> list[tuple[Any, ...]]:
     return out
 
 
-def _map_info(fd: int) -> tuple[str, tuple[int, int, int, int, int]]:
-    """(name, (type, key_size, value_size, max_entries, flags)) of a map fd, from the kernel."""
+def _map_info(fd: int) -> tuple[str, tuple[int, ...]]:
+    """(name, (type, key_size, value_size, max_entries, flags, BTF key and value type ids)) of a map fd."""
     from pybpf.sys import syscall
     from pybpf.sys._cffi_abi import ffi
 
     i = syscall.obj_info(fd, "map")
-    return ffi.string(i.name).decode(), (i.type, i.key_size, i.value_size, i.max_entries, i.map_flags)
+    return ffi.string(i.name).decode(), (i.type, i.key_size, i.value_size, i.max_entries, i.map_flags,
+                                         i.btf_key_type_id, i.btf_value_type_id)
+
+
+def _prog_btf(prog: Any) -> tuple[int, int, int, int, int, bytes]:
+    """(func_info count and record size, line_info count and record size, has BTF, the BTF blob) of a program."""
+    from pybpf.sys import syscall
+    from pybpf.sys._cffi_abi import ffi
+
+    i = syscall.obj_info(prog.fd, "prog")
+    blob = b""
+    if i.btf_id:
+        fd = syscall.fd_by_id("btf", i.btf_id)
+        try:
+            size = syscall.obj_info(fd, "btf").btf_size
+            buf = ffi.new("char[]", size)
+            info = ffi.new("struct bpf_btf_info *")
+            info.btf, info.btf_size = syscall.address(buf), size
+            syscall.obj_info(fd, "btf", info)
+            blob = ffi.buffer(buf, size)[:]
+        finally:
+            os.close(fd)
+    return i.nr_func_info, i.func_info_rec_size, i.nr_line_info, i.line_info_rec_size, bool(i.btf_id), blob
 
 
 def _map_name_by_id(map_id: int) -> str:
@@ -88,7 +111,7 @@ def _programs_of(pins: str) -> dict[str, Any]:
     return out
 
 
-def _pinned_maps(directory: str) -> dict[str, tuple[int, int, int, int, int]]:
+def _pinned_maps(directory: str) -> dict[str, tuple[int, ...]]:
     from pybpf.sys import syscall
 
     out = {}
@@ -102,7 +125,7 @@ def _pinned_maps(directory: str) -> dict[str, tuple[int, int, int, int, int]]:
     return out
 
 
-def _used_maps(progs: Any) -> dict[str, tuple[int, int, int, int, int]]:
+def _used_maps(progs: Any) -> dict[str, tuple[int, ...]]:
     from pybpf.sys import syscall
 
     out = {}
@@ -173,6 +196,9 @@ def test_same_as_libbpf(obj: str, tmp_path: Any, require_root: None, uniq: str) 
                 assert (mine.type, mine.name) == (lib.type, lib.name), name
                 assert normalise(prog.xlated(), _map_name_by_id) == normalise(theirs[name].xlated(), _map_name_by_id), \
                     f"{obj}: program {name}: translated instructions differ"
+                if not d.get("variant"):  # a variant is another build: its BTF differs
+                    assert _prog_btf(prog) == _prog_btf(theirs[name]), f"{obj}: program {name}: BTF or func/line " \
+                        "info differ"
             if unpin:
                 mine = _used_maps(ours.programs.values())
                 lib = _used_maps(theirs.values())
@@ -183,8 +209,8 @@ def test_same_as_libbpf(obj: str, tmp_path: Any, require_root: None, uniq: str) 
                 if m.internal and m.name in lib and not _has_globals(ours.spec, m):
                     # libbpf >= 1.1 (commit "only add BPF_F_MMAPABLE flag for data maps with global vars", which
                     # pybpf follows) vs the older libbpf bundled in Debian's bpftool 7.1: string-only maps
-                    t, k, v, n, f = lib[m.name]
-                    lib[m.name] = (t, k, v, n, f & ~0x400)
+                    t, k, v, n, f, *ids = lib[m.name]
+                    lib[m.name] = (t, k, v, n, f & ~0x400, *ids)
             assert mine == lib
     finally:
         for p in theirs.values():
