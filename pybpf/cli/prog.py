@@ -106,17 +106,15 @@ def cmd_dump(args: argparse.Namespace) -> int:
                     for off in range(0, len(code), 16):
                         print(f"{off:6x}:  {hexbytes(code[off:off + 16])}")
                 continue
-            code = p.xlated()
-            from ..asm import disassemble
+            from ..asm import decode, format_instruction
 
-            lines = disassemble(code)
+            insns = decode(p.xlated())
+            lines = [format_instruction(i, helpers=True) for i in insns]
             if args.json:
                 print_json({"id": p.info().id, "insns": lines})
             else:
-                slot = 0
-                for text in lines:
+                for slot, text in zip(insns.offsets(), lines):
                     print(f"{slot:5d}: {text}")
-                    slot += 2 if text.endswith(" ll") else 1
     return 0
 
 
