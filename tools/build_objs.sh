@@ -18,6 +18,7 @@
 #   VMLINUX_H=FILE       use this vmlinux.h instead of the committed prebuilt/src/vmlinux.h
 #   BTF=FILE             generate vmlinux.h from this BTF file (bpftool btf dump ... format c) and use it
 #   LLVM_STRIP=          strip tool (default: llvm-strip-19, else llvm-strip)
+#   JOBS=$(nproc)        sources compiled in parallel
 #
 # Reproducibility: the committed objects are a function of the sources, prebuilt/src/vmlinux.h, clang-19
 # (Debian 1:19.1.7-3~deb12u1), the libbpf-dev headers (1:1.1.2-0+deb12u1) and llvm-strip. Sources are compiled
@@ -108,20 +109,36 @@ compile() {  # compile NAME OUT [EXTRA FLAGS...]
     local name=$1 out=$2; shift 2
     local g=-g
     directive "$name" build | grep -qx 'no-btf' && g=
+    # (explicit `|| return`: set -e does not apply inside a function called from a && list)
     # shellcheck disable=SC2086
     (cd "$build_dir" && "$CLANG" $g "$OPT" -target bpf -D__TARGET_ARCH_x86 \
         -Wall -Wno-unused-function -Wno-unused-variable -Wno-compare-distinct-pointer-types \
         -fdebug-compilation-dir=. $EXTRA_CFLAGS "$@" \
-        -c "$name.bpf.c" -o "$out.tmp")
-    "$strip_tool" -g "$out.tmp" -o "$out"
+        -c "$name.bpf.c" -o "$out.tmp") || { rm -f "$out.tmp"; echo "  FAILED  $name.bpf.c" >&2; return 1; }
+    "$strip_tool" -g "$out.tmp" -o "$out" || { rm -f "$out.tmp"; return 1; }
     rm -f "$out.tmp"
 }
 
 for name in "${names[@]}"; do
     [[ -f $SRC/$name.bpf.c ]] || die "no source prebuilt/src/$name.bpf.c"
-    compile "$name" "$outdir/$name.bpf.o"
-    echo "  BPF  $name.bpf.o"
 done
+# Compile JOBS sources at a time; the result does not depend on the order.
+jobs_max=${JOBS:-$(nproc 2>/dev/null || echo 1)}
+build_failed=0
+running=0
+for name in "${names[@]}"; do
+    if (( running >= jobs_max )); then
+        wait -n || build_failed=1
+        running=$((running - 1))
+    fi
+    ( compile "$name" "$outdir/$name.bpf.o" && echo "  BPF  $name.bpf.o" ) &
+    running=$((running + 1))
+done
+while (( running > 0 )); do
+    wait -n || build_failed=1
+    running=$((running - 1))
+done
+(( build_failed == 0 )) || die "build failed"
 
 (( check )) || exit 0
 
@@ -141,9 +158,11 @@ for name in "${names[@]}"; do
     note=
     if [[ -n $variant ]]; then
         # shellcheck disable=SC2086
-        compile "$name" "$tmp/$name.variant.o" $variant
+        if ! compile "$name" "$tmp/$name.variant.o" $variant; then
+            printf '%-22s FAILED (variant %s does not build)\n' "$name" "$variant"; failed=1; continue
+        fi
         obj=$tmp/$name.variant.o
-        note=" (variant $variant; bpftool's libbpf 1.x refuses SEC(\"maps\"))"
+        note=" (as variant $variant: libbpf 1.x cannot open SEC(\"maps\") objects)"
     fi
     pre_existing=
     for p in $unpin; do [[ -e /sys/fs/bpf/$p ]] && pre_existing+=" $p"; done
