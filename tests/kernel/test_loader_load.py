@@ -1,0 +1,162 @@
+"""pybpf.load on the real kernel: global data, map initialisation, pinning, partial loads, fd hygiene, CLI."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+import pybpf.prebuilt
+from pybpf.errors import BPFError, KernelError, LinkError
+from pybpf.sys import abi, syscall
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
+
+
+def _raw(m: object, key: int) -> bytes:
+    """The raw value at array index ``key`` of a pybpf Map (whatever its codecs)."""
+    from pybpf.maps.map import Map
+
+    with Map(m.dup_fd(), m.type, 4, m.value_size, m.max_entries, key="I", value="bytes") as raw:  # type: ignore
+        return raw[key]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_rodata_set_before_load_and_frozen() -> None:
+    import pybpf.loader as L
+
+    with L.load(pybpf.prebuilt.path("write_watch"), globals={"target_pid": 4321}) as obj:
+        rodata = obj.map(".rodata")
+        assert rodata is obj.maps["write_wa.rodata"]
+        assert _raw(rodata, 0)[:4] == struct.pack("<i", 4321)
+        info = rodata.info()
+        assert info.map_flags & abi.BPF_F_RDONLY_PROG
+        with pytest.raises(KernelError):  # frozen: user space cannot change it any more
+            with pybpf.Map(rodata.dup_fd(), rodata.type, 4, rodata.value_size, 1, key="I", value="bytes") as raw:
+                raw[0] = bytes(rodata.value_size)
+        prog = obj.programs["handle_write"]
+        assert prog.section == "tracepoint/syscalls/sys_enter_write"
+        assert prog.attach_to == "syscalls/sys_enter_write"
+        assert rodata.info().id in prog.info().map_ids
+
+
+def test_prog_array_and_map_in_map_are_initialised() -> None:
+    import pybpf.loader as L
+
+    with L.load(pybpf.prebuilt.path("maps_tour")) as obj:
+        jmp = obj.maps["prog_array"]
+        ids = {slot: struct.unpack("<I", _raw(jmp, slot))[0] for slot in (1, 2)}
+        assert ids == {1: obj.programs["tail_step1"].info().id, 2: obj.programs["tail_step2"].info().id}
+        outer = obj.maps["outer_array"]
+        assert struct.unpack("<I", _raw(outer, 0))[0] == obj.maps["inner0"].info().id
+        assert struct.unpack("<I", _raw(outer, 2))[0] == obj.maps["inner1"].info().id
+
+
+def test_program_subset_and_max_entries() -> None:
+    import pybpf.loader as L
+
+    with L.load(pybpf.prebuilt.path("biolatency"), programs=["block_rq_issue"],
+                max_entries={"hists": 77}, log_level=1) as obj:
+        assert list(obj.programs) == ["block_rq_issue"]
+        assert obj.maps["hists"].info().max_entries == 77
+        assert "processed" in obj.programs["block_rq_issue"].verifier_log
+    with pytest.raises(LinkError, match="no program"):
+        L.load(pybpf.prebuilt.path("biolatency"), programs=["nope"])
+
+
+def test_pinned_maps_are_reused_or_refused(uniq: str, tmp_path: object) -> None:
+    import pybpf.loader as L
+    from pybpf.sys.fs import ensure_bpffs
+
+    root = os.path.join(ensure_bpffs(), uniq)
+    os.makedirs(root)
+    try:
+        with L.load(pybpf.prebuilt.path("btf_maps"), pin_root=root) as first:
+            pinned = [m for m in first.spec.maps.values() if m.pinning]
+            assert pinned
+            name = pinned[0].name
+            assert os.path.exists(os.path.join(root, name))
+            with L.load(pybpf.prebuilt.path("btf_maps"), pin_root=root) as second:
+                assert second.maps[name].info().id == first.maps[name].info().id
+        spec = L.ObjectFile(pybpf.prebuilt.path("btf_maps"))
+        spec.maps[name].max_entries += 1
+        with pytest.raises(LinkError, match=f"map '{name}'.*cannot be reused: max_entries"):
+            L.load(spec, pin_root=root)
+    finally:
+        for f in os.listdir(root):
+            os.unlink(os.path.join(root, f))
+        os.rmdir(root)
+
+
+def test_no_fd_leaks_across_loads_and_failures() -> None:
+    import pybpf.loader as L
+
+    ok = [pybpf.prebuilt.path(n) for n in ("maps_tour", "subprogs", "tcptracer", "kconfig", "legacy_maps")]
+    failing = pybpf.prebuilt.path("tcptracer_fentry")  # maps are created, then a program load fails
+    L.load(ok[0]).close()  # warm caches (probes, kernel BTF)
+    try:
+        L.load(failing).close()
+    except BPFError:
+        pass
+    before = _open_fds()
+    for _ in range(10):
+        for path in ok:
+            with L.load(path) as obj:
+                assert obj.programs
+        with pytest.raises(BPFError):
+            L.load(failing)
+    assert _open_fds() == before
+
+
+def test_gpl_only_helper_needs_gpl_license(tmp_path: object) -> None:
+    import pybpf.loader as L
+
+    spec = L.ObjectFile(pybpf.prebuilt.path("hello"))
+    spec.license = "Proprietary"
+    for p in spec.programs.values():
+        p.license = "Proprietary"
+    with pytest.raises(LinkError, match="GPL-only helper.*license is 'Proprietary'"):
+        L.load(spec)
+
+
+def test_cli_load_pins_programs_and_inspect_json(uniq: str) -> None:
+    from pybpf.program import Program
+    from pybpf.sys.fs import ensure_bpffs
+
+    pin = os.path.join(ensure_bpffs(), uniq)
+    obj = pybpf.prebuilt.path("tcptracer")
+    try:
+        out = subprocess.run([sys.executable, "-m", "pybpf", "load", obj, "--pin", pin, "--program",
+                              "sys_exit_accept"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert os.listdir(pin) == ["sys_exit_accept"]
+        with Program.from_pin(os.path.join(pin, "sys_exit_accept")) as p:
+            assert p.info().type == abi.BPF_PROG_TYPE_TRACEPOINT
+    finally:
+        if os.path.isdir(pin):
+            for f in os.listdir(pin):
+                os.unlink(os.path.join(pin, f))
+            os.rmdir(pin)
+    out = subprocess.run([sys.executable, "-m", "pybpf", "inspect", "--json", obj], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert {p["name"] for p in doc["programs"]} == {"inet_sock_set_state", "sys_exit_accept4", "sys_exit_accept"}
+    assert {m["name"] for m in doc["maps"]} == {"connecting", "events", "fdinstall_pids"}
+
+
+def test_xdp_program_runs(tmp_path: object) -> None:
+    import pybpf.loader as L
+
+    eth = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x00"
+    icmp = eth + bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]) + bytes(8)
+    tcp = icmp[:14 + 9] + b"\x06" + icmp[14 + 10:]
+    with L.load(pybpf.prebuilt.path("xdp_drop")) as obj:
+        prog = obj.programs["xdp_drop"]
+        assert prog.test_run(icmp).retval == abi.XDP_DROP
+        assert prog.test_run(tcp).retval == abi.XDP_PASS
