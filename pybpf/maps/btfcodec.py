@@ -2,9 +2,11 @@
 
 The decoded shapes: integers, enums and pointers as ``int``; floats as ``float``; ``char`` arrays as ``str``
 (up to the first NUL); other one-byte arrays as ``bytes``; other arrays as lists; structs, unions and data
-sections as named tuples (one class per BTF type; anonymous or keyword-named members become ``_<index>``);
+sections as named tuples (one class per BTF type; member names as :func:`field_names` makes them valid);
 bitfields as ints.  Encoding takes the same shapes back, and also plain tuples/lists (positional) or dicts
 (by member name; members left out are zero).  A union is encoded from its largest member that is not None.
+``records`` lets a caller supply the classes (e.g. generated, typed ones): a tuple subclass per struct/union id,
+and a callable per enum id wrapping its values (an ``IntEnum``).
 
 Each type is compiled once into a Python function around one ``struct.Struct`` covering every non-overlapping
 field (unions become nested codecs, bitfield runs one integer), so decoding a record is one ``unpack_from``
@@ -16,7 +18,7 @@ from __future__ import annotations
 import keyword
 import struct
 from collections import namedtuple
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import BTFError, CodecError
 from ..sys import abi
@@ -33,11 +35,13 @@ _SKIP = frozenset((abi.BTF_KIND_TYPEDEF, abi.BTF_KIND_VOLATILE, abi.BTF_KIND_CON
                    abi.BTF_KIND_TYPE_TAG))
 
 
-def btf_codec(btf: BTF, type_id: int | Type, size: int | None = None) -> Codec:
-    """The codec of BTF type ``type_id`` (an id or a type of ``btf``); ``size`` checks it against the map."""
+def btf_codec(btf: BTF, type_id: int | Type, size: int | None = None, *,
+              records: Mapping[int, Callable[..., Any]] | None = None) -> Codec:
+    """The codec of BTF type ``type_id`` (an id or a type of ``btf``); ``size`` checks it against the map.
+    ``records`` maps type ids to the classes to decode into (structs/unions: tuple subclasses; enums: wrappers)."""
     try:
         t = _resolve(btf, btf[type_id] if isinstance(type_id, int) else type_id)
-        codec = _Compiler(btf).codec(t)
+        codec = _Compiler(btf, records).codec(t)
     except BTFError as e:
         raise CodecError(f"cannot build a codec for BTF type {type_id}: {e}") from None
     if size is not None and codec.size != size:
@@ -71,12 +75,15 @@ def _char_array_kind(btf: BTF, elem: Type) -> str | None:
     return "str" if t.kind == abi.BTF_KIND_INT and t.name == "char" else "bytes"
 
 
-def _field_names(names: list[str]) -> list[str]:
-    out, seen = [], set()
+def field_names(names: list[str]) -> list[str]:
+    """Record field names for C member names, valid for a named tuple: ``class`` -> ``class_``, ``__pad`` ->
+    ``pad_``, an anonymous (or clashing) member at index i -> ``field<i>``."""
+    out: list[str] = []
     for i, n in enumerate(names):
-        if not n.isidentifier() or keyword.iskeyword(n) or n.startswith("_") or n in seen:
-            n = f"_{i}"
-        seen.add(n)
+        if keyword.iskeyword(n) or n.startswith("_"):
+            n = n.lstrip("_") + "_"
+        if not n.isidentifier() or n == "_" or n in out:
+            n = f"field{i}"
         out.append(n)
     return out
 
@@ -108,10 +115,10 @@ def _seq(x: Any, n: int) -> Any:
 class _Compiler:
     """Compiles one top-level type into a flat struct format and generated pack/unpack functions."""
 
-    def __init__(self, btf: BTF):
+    def __init__(self, btf: BTF, records: Mapping[int, Callable[..., Any]] | None = None):
         self.btf = btf
         self.order = "<" if btf.byteorder == "little" else ">"
-        self.records: dict[int, type] = {}
+        self.records: dict[int, Any] = dict(records or {})
         self.sub: dict[int, Codec] = {}
 
     # --- entry ---------------------------------------------------------------------------------------------
@@ -119,7 +126,12 @@ class _Compiler:
     def codec(self, t: Type) -> Codec:
         scalar = self._scalar_code(t)
         if scalar is not None:
-            return struct_codec(self.order + scalar if self.order != _native_order() else scalar)
+            codec = struct_codec(self.order + scalar if self.order != _native_order() else scalar)
+            wrap = self.enum_class(t)
+            if wrap is None:
+                return codec
+            unpack = codec.unpack_from
+            return Codec(codec.size, codec.pack_into, lambda buf, off: wrap(unpack(buf, off)), _describe(t))
         if t.kind == abi.BTF_KIND_UNION:
             return self._union_codec(t)
         return _Flat(self, t).build()
@@ -146,9 +158,13 @@ class _Compiler:
         if rec is None:
             base = t.name.lstrip(".") or f"anon_{t.kind_name.lower()}"
             typename = base if base.isidentifier() and not keyword.iskeyword(base) else f"{t.kind_name.lower()}_{t.id}"
-            rec = namedtuple(typename, _field_names(names))  # type: ignore[misc]
+            rec = namedtuple(typename, field_names(names))  # type: ignore[misc]
             self.records[t.id] = rec
         return rec
+
+    def enum_class(self, t: Type) -> Callable[[int], Any] | None:
+        """The caller's wrapper for the values of enum ``t`` (from ``records``), if any."""
+        return self.records.get(t.id) if t.kind in (abi.BTF_KIND_ENUM, abi.BTF_KIND_ENUM64) else None
 
     def _union_codec(self, t: Type) -> Codec:
         cached = self.sub.get(t.id)
@@ -298,7 +314,7 @@ class _Flat:
         if code is not None:
             slot = self.leaf(code, struct.calcsize(code), off)
             self.args.append(x)
-            return f"v[{slot}]"
+            return self.wrap(t, f"v[{slot}]")
         if k == abi.BTF_KIND_INT:  # 128-bit integers and integers carrying their own bit offset
             return self.bitfields([(t.offset, t.bits, t.signed, x)], off, t.size)[0]  # type: ignore[attr-defined]
         if k == abi.BTF_KIND_ARRAY:
@@ -312,6 +328,11 @@ class _Flat:
         slot = self.leaf(f"{size}s", size, off)
         self.args.append(f"_text({x}, {size})")
         return f"v[{slot}]"
+
+    def wrap(self, t: Type, expr: str) -> str:
+        """``expr`` (an int) wrapped in the caller's enum class for ``t``, when one was given."""
+        wrap = self.c.enum_class(t)
+        return expr if wrap is None else f"{self.name('_E', wrap)}({expr})"
 
     def nested(self, sub: Codec, off: int, x: str) -> str:
         """A separately compiled codec (a union) stored as one bytes leaf."""
@@ -336,6 +357,9 @@ class _Flat:
             esize = struct.calcsize(code)
             slot = self.leaf(f"{n}{code}", n * esize, off, n)
             self.args.append(f"*_seq({x}, {n})")
+            wrap = self.c.enum_class(r)
+            if wrap is not None:
+                return f"list(map({self.name('_E', wrap)}, v[{slot}:{slot + n}]))"
             return f"list(v[{slot}:{slot + n}])"
         esize = btf.size_of(r)
         seq = self.name("_a")
@@ -365,7 +389,7 @@ class _Flat:
             hi = (max(b + n for _, b, n, _, _ in run) + 7) // 8
             outs = self.bitfields([(b - lo * 8, n, s, xx) for _, b, n, s, xx in run], off + lo, hi - lo)
             for (i, _, _, _, _), e in zip(run, outs):
-                exprs[i] = e
+                exprs[i] = self.wrap(_resolve(btf, btf[members[i][1]]), e)
             run.clear()
 
         for i in order:
