@@ -287,16 +287,18 @@ def attach_fd(prog: Program, target_fd: FD, attach_type: int, kind: str, target:
               mechanism: str | None, flags: int = 0, netns: FD | None = None) -> Link:
     """Attach ``prog`` to an fd target (cgroup, sockmap, network namespace): a bpf_link where the kernel has
     one, else BPF_PROG_ATTACH with ``flags`` -- run inside network namespace ``netns`` for the per-netns
-    hooks, which act on the caller's namespace.  Takes ownership of ``target_fd`` and ``netns``."""
+    hooks, which act on the caller's namespace and take no target fd.  Takes ownership of ``target_fd`` and
+    ``netns``."""
     def close_targets() -> None:
         target_fd.close()
         if netns is not None:
             netns.close()
 
+    legacy_target = 0 if netns is not None else target_fd.fd
     try:
         lfd = try_link(kind, mechanism, PROG_ATTACH, lambda: syscall.link_create(prog.fd, target_fd.fd, attach_type))
         if lfd is None:
-            _in_netns(netns, lambda: syscall.prog_attach(prog.fd, target_fd.fd, attach_type, flags))
+            _in_netns(netns, lambda: syscall.prog_attach(prog.fd, legacy_target, attach_type, flags))
             legacy_worked(kind, mechanism)
     except BaseException:
         close_targets()
@@ -309,7 +311,7 @@ def attach_fd(prog: Program, target_fd: FD, attach_type: int, kind: str, target:
     def remove() -> None:
         try:
             with FD(syscall.fd_by_id("prog", state["prog_id"])) as mine:
-                _in_netns(netns, lambda: syscall.prog_detach(target_fd.fd, attach_type, mine.fd))
+                _in_netns(netns, lambda: syscall.prog_detach(legacy_target, attach_type, mine.fd))
         except NotFound:
             pass  # already detached (and freed), or the target is gone
         finally:
@@ -319,10 +321,10 @@ def attach_fd(prog: Program, target_fd: FD, attach_type: int, kind: str, target:
         if flags & abi.BPF_F_ALLOW_MULTI:
             with FD(syscall.fd_by_id("prog", state["prog_id"])) as mine:
                 replaced = old.fd if old is not None else mine.fd
-                _in_netns(netns, lambda: syscall.prog_attach(new.fd, target_fd.fd, attach_type,
+                _in_netns(netns, lambda: syscall.prog_attach(new.fd, legacy_target, attach_type,
                                                              flags | abi.BPF_F_REPLACE, replace_fd=replaced))
         else:
-            _in_netns(netns, lambda: syscall.prog_attach(new.fd, target_fd.fd, attach_type, flags))
+            _in_netns(netns, lambda: syscall.prog_attach(new.fd, legacy_target, attach_type, flags))
         state["prog_id"] = new.info().id
 
     return Link(None, kind, mechanism=PROG_ATTACH, target=target, prog_id=state["prog_id"],
