@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..btf import BTF
     from ..link import Link
     from ..loader import Object
+    from ..maps import Map
     from ..maps.codec import Codec
     from ..trace_pipe import TraceLine, TracePipe
 
@@ -129,6 +130,18 @@ class Session:
     def offset(self, struct_name: str, member: str) -> int:
         """Byte offset of ``member`` in ``struct struct_name`` (object BTF)."""
         return self.btf.field(struct_name, member).byte_offset
+
+    def map(self, name: str) -> Map:
+        """The object's map ``name``, its keys and values decoded as the object's BTF declares them."""
+        from ..maps.btfcodec import btf_codec
+
+        m = self.obj.maps[name]
+        spec = self.obj.spec.maps[name]
+        btf = self.obj.spec.btf
+        if btf is not None and (spec.key_type or spec.value_type):
+            m.set_codecs(key=btf_codec(btf, spec.key_type) if spec.key_type else None,
+                         value=btf_codec(btf, spec.value_type) if spec.value_type else None)
+        return m
 
     # --- event sources ------------------------------------------------------------------------------------
 
@@ -255,9 +268,10 @@ class Printer:
         self.json = json
 
     def header(self, text: str) -> None:
-        """Print the column header (text mode only)."""
-        if not self.json:
-            print(text, flush=True)
+        """Print the column header -- on stderr in JSON mode, where it only says the tool is ready."""
+        import sys
+
+        print(text, file=sys.stderr if self.json else sys.stdout, flush=True)
 
     def event(self, text: str, record: Mapping[str, Any]) -> None:
         """Print one event: ``text``, or ``record`` as JSON."""
@@ -289,6 +303,9 @@ def tool_main(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespac
     args = parser.parse_args(argv)
     try:
         return int(body(args) or 0)
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (BPFError, OSError, ValueError) as e:
         if args.debug:
             raise
