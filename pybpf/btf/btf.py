@@ -29,6 +29,7 @@ _RESOLVE_DEPTH = 32  # libbpf's MAX_RESOLVE_DEPTH, used where its exact behaviou
 
 _HDR_LEN = 24
 _U32 = struct.Struct("=I")
+_SEP = b"___"  # the CO-RE flavor separator
 _NATIVE = sys.byteorder
 
 # Record length in 32-bit words, indexed by the top byte of ``info`` (kind | kind_flag << 7):
@@ -75,6 +76,7 @@ class Strings:
         self._new_len = 0
         self._cache: dict[int, str] = {}
         self._interned: dict[str, int] = {}
+        self._seps: list[int] | None = None
         if self._data and self._data[-1] != 0:
             raise BTFError("string section does not end with a NUL byte")
         if base is None and self._data and self._data[0] != 0:
@@ -133,18 +135,32 @@ class Strings:
         pat = prefix.encode("utf-8", "surrogateescape") + (b"\0" if exact else b"")
         if not pat:
             return out
-        for data, start in ((self._data, self.base_len), (b"".join(self._new), self.base_len + len(self._data))):
+        for data, start, own in ((self._data, self.base_len, True),
+                                 (b"".join(self._new), self.base_len + len(self._data), False)):
             find = data.find
-            q = find(pat)
-            while q >= 0:
-                if exact:
+            if own and _SEP in pat:
+                # names with '___' (CO-RE flavors) are rare: walk the cached '___' positions, not the section
+                j = pat.index(_SEP)
+                hits: Iterator[int] = (q - j for q in self._sep_positions() if q >= j and data.startswith(pat, q - j))
+            else:
+                hits = self._scan(data, pat)
+            for q in hits:
+                if exact or accept(data[q:find(b"\0", q)].decode("utf-8", "surrogateescape")):
                     out.append(start + q)
-                else:
-                    end = find(b"\0", q)
-                    if accept(data[q:end].decode("utf-8", "surrogateescape")):
-                        out.append(start + q)
-                q = find(pat, q + 1)
         return out
+
+    @staticmethod
+    def _scan(data: bytes, pat: bytes) -> Iterator[int]:
+        q = data.find(pat)
+        while q >= 0:
+            yield q
+            q = data.find(pat, q + 1)
+
+    def _sep_positions(self) -> list[int]:
+        """Every position (overlapping ones too) of ``___`` in the original section, found once."""
+        if self._seps is None:
+            self._seps = list(self._scan(self._data, _SEP))
+        return self._seps
 
     def own_bytes(self) -> bytes:
         """This section's own bytes (without the base's), including strings added since parsing."""
@@ -348,7 +364,8 @@ class BTF:
         out = self.base.find(name, kind) if self.base is not None else []
         ids = self._found.get(name)
         if ids is None:
-            ids = [t.id for t in self._find_own(None, self.strings.offsets_of(name) if name else None, name.__eq__)]
+            offs = self.strings.offsets_of(name) if name else None
+            ids = [t.id for t in self._find_own(None, offs, name.__eq__)]
             self._found[name] = ids
         return out + [t for t in map(self.__getitem__, ids) if kind is None or t.kind == kind]
 
