@@ -129,7 +129,8 @@ def _special(name: str) -> Any:
         prefix = _SYSCALL_PREFIX.get(os.uname().machine)
         if not prefix or not (probes.feature("kprobe_pmu") or probes.feature("kprobe_events")):
             return 0
-        return int(kallsyms(f"__{prefix}_sys_bpf") != 0)
+        name = f"__{prefix}_sys_bpf"
+        return int(kallsyms({name})[name] != 0)
     return None
 
 
@@ -183,14 +184,25 @@ def _parse(name: str, raw: str, kind: str, t: Any) -> Any:
         raise LinkError(f"kconfig extern {name!r}: cannot parse value {raw!r}") from None
 
 
-def kallsyms(name: str) -> int:
-    """The address of kernel symbol ``name`` in /proc/kallsyms (0 if absent)."""
+def kallsyms(names: set[str]) -> dict[str, int]:
+    """The addresses of kernel symbols ``names`` from /proc/kallsyms, read once (0 for absent or hidden ones)."""
+    out = dict.fromkeys(names, 0)
+    if not names:
+        return out
     try:
-        with open("/proc/kallsyms") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[2] == name:
-                    return int(parts[0], 16)
+        with open("/proc/kallsyms", "rb") as f:
+            data = f.read()
     except OSError:
-        pass
-    return 0
+        return out
+    for name in names:
+        key = b" " + name.encode()
+        pos = data.find(key)
+        while pos >= 0:
+            end = pos + len(key)
+            # "<address> <type> <name>[\t[module]]\n": the name must be whole and follow the type letter
+            if data[end:end + 1] in (b"\n", b"\t") and data[pos - 2:pos - 1] == b" ":
+                start = data.rfind(b"\n", 0, pos) + 1
+                out[name] = int(data[start:pos - 2], 16)
+                break
+            pos = data.find(key, pos + 1)
+    return out

@@ -205,7 +205,7 @@ class _Loader:
 
         if self.spec.btf is None or not _feature("btf"):
             return
-        from ..btf.sanitize import fixup_datasecs, sanitize
+        from ..btf.sanitize import Feature, fixup_datasecs, sanitize
 
         from .externs import prepare_btf
 
@@ -222,7 +222,9 @@ class _Loader:
                         t.linkage = abi.BTF_FUNC_STATIC
                         btf.replace(t.id, t)
                         break
-        btf = sanitize(btf, _btf_features())
+        features = _btf_features()
+        if features != Feature.ALL:  # a kernel with every BTF feature takes the object's BTF as it is
+            btf = sanitize(btf, features)
         try:
             self.btf_fd = FD(syscall.btf_load(btf.to_bytes()))
             self.btf = btf
@@ -455,6 +457,9 @@ class _Loader:
         from .externs import kallsyms
 
         spec = self.spec
+        untyped = {i.reference for i in insns if i.is_ld_imm64 and i.reference in spec.externs
+                   and i.reference not in spec.maps and not self._typed_ksym(i.reference)}
+        addresses = kallsyms(untyped)
         out = Instructions()
         for ins in insns:
             name = ins.reference
@@ -470,9 +475,7 @@ class _Loader:
                 fid = found[0].id if found else 0
                 out.append(ins.replace(src=abi.BPF_PSEUDO_KFUNC_CALL, imm=fid, off=0, reference=None))
                 continue
-            local = spec.btf.find(name, abi.BTF_KIND_VAR) if spec.btf is not None else []
-            typed = bool(local) and isinstance(local[0], Var) and spec.btf.resolve(local[0].type_id).kind != abi.BTF_KIND_UNKN
-            if typed:
+            if name not in untyped:
                 found = [t for t in self._targets()[0].find(name, abi.BTF_KIND_VAR) if isinstance(t, Var)]
                 if not found and not weak:
                     raise LinkError(f"{where}: the kernel's BTF has no variable of that name")
@@ -481,11 +484,19 @@ class _Loader:
                     continue
                 out.append(ins.replace(imm=0, reference=None))
                 continue
-            addr = kallsyms(name)
+            addr = addresses[name]
             if not addr and not weak:
                 raise LinkError(f"{where}: no such symbol in /proc/kallsyms")
             out.append(ins.replace(imm=addr - (1 << 64) if addr >> 63 else addr, reference=None))
         return out
+
+    def _typed_ksym(self, name: str) -> bool:
+        """A ``__ksym`` variable with a BTF type (resolved by BTF id), not ``const void`` (by address)."""
+        from ..btf import Var
+
+        btf = self.spec.btf
+        local = btf.find(name, abi.BTF_KIND_VAR) if btf is not None else []
+        return bool(local) and isinstance(local[0], Var) and btf.resolve(local[0].type_id).kind != abi.BTF_KIND_UNKN
 
     def _attach_btf_id(self, prog: ProgramSpec) -> int:
         """The kernel BTF id a fentry/fexit/tp_btf/lsm/iter program attaches to (libbpf's naming rules)."""
