@@ -154,11 +154,13 @@ class Session:
 
     def perf(self, map_name: str, callback: Callable[[Any], Any], decode: Any = None,
              lost: Callable[[int, int], Any] | None = None) -> None:
-        """Deliver each record of perf event array ``map_name`` to ``callback`` (as :meth:`ring`), and counts
-        of lost records to ``lost(cpu, count)``."""
+        """Deliver each record of perf event array ``map_name`` to ``callback`` (as :meth:`ring`; a raw
+        record's length includes the kernel's padding to 8 bytes), and counts of lost records to
+        ``lost(cpu, count)``."""
         from ..maps.perfbuf import PerfBuffer
 
-        self._add_reader(PerfBuffer(self.obj.maps[map_name], callback, decode=decode, lost=lost))
+        self._add_reader(PerfBuffer(self.obj.maps[map_name], lambda cpu, record: callback(record), decode=decode,
+                                    lost=lost))
 
     def _add_reader(self, reader: Any) -> None:
         from ..maps.reader import Poller
