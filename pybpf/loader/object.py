@@ -369,7 +369,8 @@ class _Loader:
             if linfo:
                 add = self.btf.strings.add
                 attrs.update(prog_btf_fd=self.btf_fd.fd, line_info_rec_size=_LINE_INFO.size,
-                             line_info=b"".join(_LINE_INFO.pack(s, add(ln.file), add(ln.text), ln.line << 10 | ln.col)
+                             line_info=b"".join(_LINE_INFO.pack(s, add(ln.file, ln.file_off), add(ln.text, ln.text_off),
+                                                                   ln.line << 10 | ln.col)
                                                 for s, ln in linfo))
         eat = prog.expected_attach_type
         if eat and prog.info is not None and prog.info.flags & SecFlag.EXP_ATTACH_OPT and \

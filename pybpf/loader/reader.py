@@ -596,7 +596,7 @@ class _Reader:
                 if ins.line is not None:
                     raise BTFError(f"{self.where}: .BTF.ext line_info for section {sec_name!r}: two records for the "
                                    f"instruction at byte {r.insn_off}")
-                ins.line = Line(r.file, r.line, r.line_num, r.col)
+                ins.line = Line(r.file, r.line, r.line_num, r.col, r.file_off, r.line_off)
         for sec_name, recs in ext.core_relos.items():
             for r in recs:
                 self._ext_target(slots, sec_name, r.insn_off, "CO-RE relocation").core = r

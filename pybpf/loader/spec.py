@@ -39,12 +39,15 @@ def enum_name(enum: str, prefix: str, value: int) -> str:
 
 
 class Line(NamedTuple):
-    """Source position of an instruction (from ``.BTF.ext`` line_info): file, source text, line, column."""
+    """Source position of an instruction (from ``.BTF.ext`` line_info): file, source text, line, column, and
+    where the object's BTF strings hold the file name and text (-1 when made up, not read)."""
 
     file: str
     text: str
     line: int
     col: int
+    file_off: int = -1
+    text_off: int = -1
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"

@@ -70,12 +70,23 @@ def _map_info(fd: int) -> tuple[str, tuple[int, ...]]:
                                          i.btf_key_type_id, i.btf_value_type_id)
 
 
-def _prog_btf(prog: Any) -> tuple[int, int, int, int, int, bytes]:
-    """(func_info count and record size, line_info count and record size, has BTF, the BTF blob) of a program."""
+def _prog_btf(prog: Any) -> tuple[Any, ...]:
+    """(func_info records and record size, line_info records and record size, has BTF, the BTF blob) of a
+    program, as the kernel reports them."""
     from pybpf.sys import syscall
     from pybpf.sys._cffi_abi import ffi
 
     i = syscall.obj_info(prog.fd, "prog")
+    recs = []
+    for kind, n, size in (("func", i.nr_func_info, i.func_info_rec_size), ("line", i.nr_line_info,
+                                                                         i.line_info_rec_size)):
+        buf = ffi.new("char[]", max(n * size, 1))
+        info = ffi.new("struct bpf_prog_info *")
+        setattr(info, f"nr_{kind}_info", n)
+        setattr(info, f"{kind}_info_rec_size", size)
+        setattr(info, f"{kind}_info", syscall.address(buf))
+        syscall.obj_info(prog.fd, "prog", info)
+        recs.append(ffi.buffer(buf, n * size)[:])
     blob = b""
     if i.btf_id:
         fd = syscall.fd_by_id("btf", i.btf_id)
@@ -88,7 +99,7 @@ def _prog_btf(prog: Any) -> tuple[int, int, int, int, int, bytes]:
             blob = ffi.buffer(buf, size)[:]
         finally:
             os.close(fd)
-    return i.nr_func_info, i.func_info_rec_size, i.nr_line_info, i.line_info_rec_size, bool(i.btf_id), blob
+    return recs[0], i.func_info_rec_size, recs[1], i.line_info_rec_size, bool(i.btf_id), blob
 
 
 def _map_name_by_id(map_id: int) -> str:
@@ -138,6 +149,29 @@ def _used_maps(progs: Any) -> dict[str, tuple[int, ...]]:
                 os.close(fd)
             out[name] = shape
     return out
+
+
+def _contents(fd: int) -> bytes:
+    """Value 0 of an array map, raw."""
+    from pybpf.sys import syscall
+    from pybpf.sys._cffi_abi import ffi
+
+    size = syscall.obj_info(fd, "map").value_size
+    key, value = ffi.new("__u32 *"), ffi.new("char[]", size)
+    a = syscall.new_attr()
+    a.map_fd, a.key, a.value = fd, syscall.address(key), syscall.address(value)
+    syscall.bpf(syscall.abi.BPF_MAP_LOOKUP_ELEM, a)
+    return ffi.buffer(value, size)[:]
+
+
+def _contents_of_pin(path: str) -> bytes:
+    from pybpf.sys import syscall
+
+    fd = syscall.obj_get(path)
+    try:
+        return _contents(fd)
+    finally:
+        os.close(fd)
 
 
 def _has_globals(spec: Any, m: Any) -> bool:
@@ -212,6 +246,11 @@ def test_same_as_libbpf(obj: str, tmp_path: Any, require_root: None, uniq: str) 
                     t, k, v, n, f, *ids = lib[m.name]
                     lib[m.name] = (t, k, v, n, f & ~0x400, *ids)
             assert mine == lib
+            if not unpin:  # global data and .kconfig: the same initial contents
+                for m in ours.spec.maps.values():
+                    if m.internal:
+                        assert _contents(ours.maps[m.name].fd) == _contents_of_pin(os.path.join(mpins, m.name.replace(".", "_"))), \
+                            f"{obj}: map {m.name} contents differ"
     finally:
         for p in theirs.values():
             p.close()
