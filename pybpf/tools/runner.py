@@ -73,13 +73,14 @@ class Stop(Exception):
 
 class Session:
     """An object loaded (``globals`` set before load, only ``programs`` if given) and every loaded program
-    attached from its SEC() name -- or to ``targets[name]`` (an interface, a tracepoint...).  Programs named in
-    ``optional`` may fail to attach because their hook does not exist here; they are listed in ``skipped``.
+    attached from its SEC() name -- or to ``targets[name]`` (an interface, a tracepoint...), with
+    ``attach_options[name]`` as keywords (``mode="skb"``...).  Programs named in ``optional`` may fail to attach because their hook does not exist here; they are listed in ``skipped``.
     ``netns`` names a network namespace to attach in (network hooks)."""
 
     def __init__(self, source: str | os.PathLike[str], *, globals: Mapping[str, Any] | None = None,  # noqa: A002
                  programs: Iterable[str] | None = None, targets: Mapping[str, Any] | None = None,
-                 optional: Iterable[str] = (), netns: str | None = None):
+                 attach_options: Mapping[str, Mapping[str, Any]] | None = None, optional: Iterable[str] = (),
+                 netns: str | None = None):
         from ..loader import load
 
         self.obj: Object = load(object_path(source), globals=globals, programs=programs)
@@ -92,19 +93,20 @@ class Session:
         self._keep: Callable[[TraceLine], bool] | None = None
         self._stopping = False
         try:
-            self._attach(targets or {}, set(optional), netns)
+            self._attach(targets or {}, attach_options or {}, set(optional), netns)
         except BaseException:
             self.close()
             raise
 
-    def _attach(self, targets: Mapping[str, Any], optional: set[str], netns: str | None) -> None:
+    def _attach(self, targets: Mapping[str, Any], options: Mapping[str, Mapping[str, Any]], optional: set[str],
+                netns: str | None) -> None:
         from ..errors import KernelError
         from ..sys.netns import entered
 
         with entered(netns) if netns else nullcontext():
             for name, prog in self.obj.programs.items():
                 try:
-                    self.links[name] = prog.attach(targets.get(name))
+                    self.links[name] = prog.attach(targets.get(name), **options.get(name, {}))
                 except KernelError as e:
                     if name not in optional:
                         raise
@@ -225,11 +227,11 @@ class Session:
                 time.sleep(wait if wait is not None else 3600)
             self._deliver()
             now = time.monotonic()
+            if end is not None and now >= end:
+                return
             if next_tick is not None and now >= next_tick:
                 next_tick += interval * (1 + int((now - next_tick) // interval))  # type: ignore[operator]
                 yield
-            if end is not None and now >= end:
-                return
 
     def _deliver(self) -> None:
         if self._poller is not None:
