@@ -96,6 +96,17 @@ class Maker:
         return offs, map(self._unpack, repeat(self._data), offs)
 
 
+    def one(self, mode: int, buf: Any, offset: int, length: int) -> Any:
+        """One record of ``length`` bytes at ``offset`` of ``buf`` (a record copied out of a ring)."""
+        if mode <= COPY:
+            return memoryview(buf)[offset:offset + length] if mode == RAW else bytes(buf[offset:offset + length])
+        if length < self.size:
+            raise CodecError(f"a {length}-byte record is shorter than the {self.size}-byte decoder")
+        if mode == FLAT:
+            return self._new(self._unpack(buf, offset))
+        return self._unpack(buf, offset)
+
+
 class Reader:
     """Base of :class:`~pybpf.maps.ringbuf.RingBuffer`, :class:`~pybpf.maps.perfbuf.PerfBuffer` and
     :class:`Poller`.  Usable as a context manager; iterating yields records (copies or decoded values)."""

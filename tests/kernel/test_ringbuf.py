@@ -269,6 +269,7 @@ def test_asyncio() -> None:
 
 def test_fds_and_mappings_released() -> None:
     with Producer() as p:
+        gc.collect()
         fds = len(os.listdir("/proc/self/fd"))
         maps = open("/proc/self/maps").read().count("anon_inode:bpf-map")
         for _ in range(5):
