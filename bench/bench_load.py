@@ -37,6 +37,7 @@ def _run_and_unpin(cmd: list[str], pin: str) -> None:
 
 
 def main() -> int:
+    """Measure every object given (default: all prebuilt ones) and print the table."""
     import pybpf.loader as L
     import pybpf.prebuilt
     from pybpf.errors import BPFError

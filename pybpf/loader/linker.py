@@ -55,6 +55,7 @@ def link_program(spec: ObjectSpec, name: str) -> LinkedProgram:
     appended = [prog.name]
 
     def walk(fn: ProgramSpec, start: int) -> None:
+        """Append, depth first, the functions ``fn`` (laid out from ``start``) uses that are not there yet."""
         for i in range(start, start + len(fn.instructions)):
             ins = out[i]
             ref = ins.reference

@@ -165,6 +165,7 @@ class _Loader:
         self._resolver: Any = None
 
     def run(self) -> Object:
+        """Every step in libbpf's order; on any failure close what was created and re-raise."""
         try:
             self._check_programs()
             self._load_btf()
@@ -376,6 +377,9 @@ class _Loader:
         if eat and prog.info is not None and prog.info.flags & SecFlag.EXP_ATTACH_OPT and \
                 not _feature("exp_attach_type"):
             eat = 0
+        if prog.type == abi.BPF_PROG_TYPE_STRUCT_OPS:
+            raise LinkError(f"{self.spec.name}: program {prog.name!r} (section {prog.section!r}): struct_ops "
+                            "programs and maps are not supported by pybpf yet")
         if prog.info is not None and prog.info.flags & SecFlag.ATTACH_BTF:
             attrs["attach_btf_id"] = self._attach_btf_id(prog)
         kern_version = self.spec.kern_version
@@ -472,7 +476,9 @@ class _Loader:
             if ins.is_call:
                 found = self._targets()[0].find(name, abi.BTF_KIND_FUNC)
                 if not found and not weak:
-                    raise LinkError(f"{where}: the kernel has no kfunc of that name")
+                    in_module = any(t.find(name, abi.BTF_KIND_FUNC) for t in self._targets()[1:])
+                    raise LinkError(f"{where}: " + ("kfuncs of kernel modules are not supported by pybpf yet"
+                                                    if in_module else "the kernel has no kfunc of that name"))
                 fid = found[0].id if found else 0
                 out.append(ins.replace(src=abi.BPF_PSEUDO_KFUNC_CALL, imm=fid, off=0, reference=None))
                 continue

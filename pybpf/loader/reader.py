@@ -81,6 +81,7 @@ class _Reader:
         self._attach_btf_ext()
 
     def fail(self, message: str) -> ELFError:
+        """An ELFError about this object."""
         return ELFError(f"{self.where}: {message}")
 
     # ---- sections ----------------------------------------------------------------------------------------
