@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import weakref
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import BPFError, KernelError, NotFound, NotSupported, kernel_error
@@ -166,9 +167,11 @@ class Link:
                                hint="this attachment cannot swap its program: close it and attach again")
 
     def info(self) -> LinkInfo:
-        """The kernel's description of the link (legacy attachments: what pybpf knows, with ``id`` 0)."""
+        """The kernel's description of the link, completed with what pybpf knows of it (older kernels
+        describe less); legacy attachments: what pybpf knows, with ``id`` 0."""
         if self.mechanism == BPF_LINK:
-            return link_info(self.fd)
+            info = link_info(self.fd)  # what the kernel says wins; what pybpf knows fills the gaps
+            return replace(info, details={**self._details, **info.details})
         if self.closed:
             raise BPFError(f"{self.kind} link is closed")
         return LinkInfo(0, 0, self.kind, self._prog_id, {"mechanism": self.mechanism, **self._details})

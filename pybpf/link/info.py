@@ -122,6 +122,8 @@ def _uprobe_multi(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
 
 def _perf_event(ffi: Any, fd: int, info: Any) -> dict[str, Any]:
     ptype = info.perf_event.type
+    if ptype == abi.BPF_PERF_EVENT_UNSPEC:
+        return {}  # kernels before 6.6 describe perf_event links no further
     out: dict[str, Any] = {"event_type": _name("bpf_perf_event_type", "BPF_PERF_EVENT_", ptype)}
     buf = ffi.new("char[]", _STR_BUF)
     again = ffi.new("struct bpf_link_info *")

@@ -74,7 +74,7 @@ def netpair(uniq: str) -> Iterator[tuple[str, str]]:
 # --- XDP and tc ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mechanism", ["bpf_link", "netlink"])
+@pytest.mark.parametrize("mechanism", [pytest.param(None, marks=pytest.mark.feature("xdp")), "bpf_link", "netlink"])
 def test_xdp_drops_icmp_while_tcp_connects(netpair: tuple[str, str], mechanism: str) -> None:
     a, b = netpair
     with counter_map() as m, pybpf.Program.load(icmp_dropper(m.fd, abi.XDP_DROP, abi.XDP_PASS, 0, 4), "xdp",
@@ -83,7 +83,7 @@ def test_xdp_drops_icmp_while_tcp_connects(netpair: tuple[str, str], mechanism: 
         with entered(b):
             link = attach_xdp(prog, b, mechanism=mechanism)
         try:
-            assert link.mechanism == mechanism
+            assert link.mechanism == (mechanism or link.mechanism)
             assert f"prog/xdp id {prog_id} " in sh("ip", "-n", b, "link", "show", b)
             with entered(b):
                 assert xdp_query(b).prog_id == prog_id
@@ -116,7 +116,7 @@ def test_xdp_update_and_busy(netpair: tuple[str, str]) -> None:
                 assert "prog/xdp" not in sh("ip", "-n", b, "link", "show", b)
 
 
-@pytest.mark.parametrize("mechanism", ["bpf_link", "netlink"])
+@pytest.mark.parametrize("mechanism", [pytest.param(None, marks=pytest.mark.feature("tc")), "bpf_link", "netlink"])
 def test_tc_ingress_drops_icmp(netpair: tuple[str, str], mechanism: str) -> None:
     a, b = netpair
     with counter_map() as m, pybpf.Program.load(icmp_dropper(m.fd, TC_ACT_SHOT, TC_ACT_OK, 76, 80), "sched_cls",
@@ -125,7 +125,7 @@ def test_tc_ingress_drops_icmp(netpair: tuple[str, str], mechanism: str) -> None
         with entered(b):
             link = attach_tc(prog, b, "ingress", mechanism=mechanism)
         try:
-            if mechanism == "netlink":
+            if link.mechanism == "netlink":
                 shown = sh("tc", "-n", b, "filter", "show", "dev", b, "ingress")
                 assert f"id {prog_id} " in shown and "direct-action" in shown
             else:
@@ -184,7 +184,8 @@ def udp_send_from(cgroup: str) -> str:
                           check=True).stdout.strip()
 
 
-@pytest.mark.parametrize("mechanism", ["bpf_link", "prog_attach"])
+@pytest.mark.parametrize("mechanism", [pytest.param(None, marks=pytest.mark.feature("cgroup")), "bpf_link",
+                                       "prog_attach"])
 def test_cgroup_skb_egress_drop(cgroup: str, mechanism: str) -> None:
     prog, m = load_counter("cgroup_skb", ret=0, expected_attach_type="cgroup_inet_egress")
     with prog, m:
