@@ -1,0 +1,170 @@
+"""``pybpf run OBJ``: load an object, attach every program from its SEC() name, stream what it reports (ring
+buffer and perf buffer records, decoded from BTF when the record type is known, else hex; ``bpf_printk``
+lines) until Ctrl-C, then detach and close everything."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import BPFError
+from ._common import add_json
+from .load import _assignment, _value
+
+if TYPE_CHECKING:
+    from ..btf import BTF
+    from ..maps.codec import Codec
+    from ..tools.runner import Session
+
+_EXAMPLES = """examples:
+    pybpf run prog.bpf.o
+    pybpf run execsnoop --set ignore_failed=0           # a prebuilt object, a .rodata knob set before load
+    pybpf run xdp_drop --attach xdp_drop=eth1 --set drop_proto=17
+    pybpf run tcptracer --type events=tcp_event --json  # name the record type; JSON lines
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``run`` command."""
+    p = sub.add_parser("run", help="load and attach an object, print its events until Ctrl-C",
+                       description="Load an eBPF object, attach each program as its section says, and print ring "
+                                   "buffer / perf buffer records and the object's bpf_printk lines until Ctrl-C; "
+                                   "then detach everything.  OBJ is a path or a prebuilt object's name.",
+                       epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("object", metavar="OBJ", help="path of the .o file, or a prebuilt name (execsnoop, hello...)")
+    p.add_argument("--set", metavar="NAME=VALUE", type=_assignment, action="append", default=[],
+                   help="set a global variable (a const volatile knob) before load; repeatable")
+    p.add_argument("--program", metavar="NAME", action="append",
+                   help="load and attach only this program (repeatable); default: every autoloaded program")
+    p.add_argument("--attach", metavar="PROG=TARGET", type=_assignment, action="append", default=[],
+                   help="attach PROG to TARGET (an interface for xdp/tc, a cgroup, another tracepoint...)")
+    p.add_argument("--type", metavar="MAP=STRUCT", type=_assignment, action="append", default=[],
+                   help="decode MAP's records as struct STRUCT of the object's BTF (default: guessed by size)")
+    printk = p.add_mutually_exclusive_group()
+    printk.add_argument("--no-printk", action="store_true", help="do not read bpf_printk output (trace_pipe)")
+    printk.add_argument("--all-printk", action="store_true",
+                        help="print every bpf_printk line, not only those matching this object's format strings")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def guess_record_type(btf: BTF, size: int) -> Any:
+    """The struct of ``btf`` a ``size``-byte record most likely is (perf records may carry up to 7 bytes of
+    padding), or None: named structs of that size that are not tracepoint contexts, preferring ``*event*``
+    names; None unless exactly one is left."""
+    from ..sys import abi
+
+    fits = [t for t in btf.types(abi.BTF_KIND_STRUCT)
+            if t.name and not t.name.startswith("trace_event_raw_") and t.size and 0 <= size - t.size < 8]
+    for group in ([t for t in fits if t.size == size], fits):
+        events = [t for t in group if "event" in t.name]
+        for pick in (events, group):
+            if len(pick) == 1:
+                return pick[0]
+    return None
+
+
+class RecordPrinter:
+    """Prints the records of one map: decoded with the named or guessed BTF struct (one codec per size),
+    else as hex."""
+
+    def __init__(self, session: Session, map_name: str, type_name: str | None, json: bool):  # noqa: A002
+        self.map_name, self.json = map_name, json
+        self.btf = session.obj.spec.btf
+        self.fixed: Codec | None = session.codec(type_name) if type_name else None
+        self._by_size: dict[int, Codec | None] = {}
+
+    def _codec(self, size: int) -> Codec | None:
+        if self.fixed is not None:
+            return self.fixed if size >= self.fixed.size else None
+        if size not in self._by_size:
+            from ..maps.btfcodec import btf_codec
+
+            t = guess_record_type(self.btf, size) if self.btf is not None else None
+            self._by_size[size] = btf_codec(self.btf, t) if t is not None else None
+        return self._by_size[size]
+
+    def __call__(self, record: Any) -> None:
+        codec = self._codec(len(record))
+        value = codec.unpack_from(record, 0) if codec is not None else None
+        if self.json:
+            from ._common import _jsonable
+
+            data = _jsonable(value) if value is not None else bytes(record).hex()
+            emit_json({"kind": "record", "map": self.map_name, "data": data})
+        else:
+            print(f"{self.map_name}: {value if value is not None else bytes(record).hex()}", flush=True)
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    """Print one JSON line."""
+    import json
+
+    print(json.dumps(obj), flush=True)
+
+
+def _describe_links(session: Session) -> list[dict[str, Any]]:
+    out = []
+    for name, link in session.links.items():
+        info = link.info()
+        out.append({"program": name, "prog_id": session.obj.programs[name].info().id, "link_id": info.id,
+                    "kind": link.kind, "target": link.target, "mechanism": link.mechanism})
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, attach, stream until Ctrl-C or ``--duration``, detach."""
+    from ..sys import abi
+    from ..tools.runner import Session
+
+    types = dict(args.type)
+    try:
+        session = Session(args.object, globals={k: _value(v) for k, v in args.set}, programs=args.program,
+                          targets=dict(args.attach))
+    except ValueError as e:
+        if isinstance(e, BPFError):  # a bad object (ParseError) or knob
+            raise
+        raise ValueError(f"{e} (with pybpf run: --attach PROG=TARGET)") from None
+    with session as s:
+        unknown = set(types) - set(s.obj.maps)
+        if unknown:
+            raise ValueError(f"--type names no map of the object: {', '.join(sorted(unknown))}")
+        for name, m in s.obj.maps.items():
+            if m.type == abi.BPF_MAP_TYPE_RINGBUF:
+                s.ring(name, RecordPrinter(s, name, types.get(name), args.json))
+            elif m.type == abi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+                s.perf(name, RecordPrinter(s, name, types.get(name), args.json), lost=_lost(name, args.json))
+        if not args.no_printk:
+            s.printk(_printk(args.json), only_own=not args.all_printk)
+        links = _describe_links(s)
+        if args.json:
+            emit_json({"kind": "attached", "object": s.obj.name, "links": links})
+        else:
+            what = ", ".join(f"{d['program']} ({' '.join(filter(None, (d['kind'], d['target'])))})" for d in links)
+            print(f"pybpf: {s.obj.name}: attached {what or 'nothing'}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        s.run(duration=args.duration)
+    if args.json:
+        emit_json({"kind": "detached", "object": s.obj.name})
+    else:
+        print(f"pybpf: {s.obj.name}: detached", file=sys.stderr, flush=True)
+    return 0
+
+
+def _lost(map_name: str, json: bool) -> Callable[[int, int], None]:  # noqa: A002
+    def lost(cpu: int, count: int) -> None:
+        if json:
+            emit_json({"kind": "lost", "map": map_name, "cpu": cpu, "count": count})
+        else:
+            print(f"{map_name}: lost {count} records on CPU {cpu}", flush=True)
+    return lost
+
+
+def _printk(json: bool) -> Callable[[Any], None]:  # noqa: A002
+    def line(ln: Any) -> None:
+        if json:
+            emit_json({"kind": "printk", "task": ln.task, "pid": ln.pid, "cpu": ln.cpu, "timestamp": ln.timestamp,
+                       "message": ln.message})
+        else:
+            print(f"printk: {ln.task}-{ln.pid}: {ln.message}", flush=True)
+    return line
