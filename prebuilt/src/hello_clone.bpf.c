@@ -3,8 +3,9 @@
  * hello_clone - scenario S2 (BCC's hello world) for kernels without kprobes.
  *
  * BCC's `kprobe__sys_clone` printing "Hello, World!", written with the syscall tracepoints instead: one
- * program on sys_enter_clone (fork(), older pthread_create) and one on sys_enter_clone3 (glibc >= 2.34
- * threads). The kprobe flavour is hello_clone_kprobe.bpf.c, the fentry one hello_clone_fentry.bpf.c.
+ * program on sys_enter_clone (glibc's fork(), older pthread_create), one on sys_enter_clone3 (glibc >= 2.34
+ * threads) and one on sys_enter_vfork (Python's subprocess, posix_spawn; x86-64 only - attach what exists).
+ * The kprobe flavour is hello_clone_kprobe.bpf.c, the fentry one hello_clone_fentry.bpf.c.
  * No maps, no global data.
  */
 #define BPF_NO_GLOBAL_DATA
@@ -22,6 +23,13 @@ SEC("tracepoint/syscalls/sys_enter_clone3")
 int hello_clone3(void *ctx)
 {
 	bpf_printk("Hello, World! (clone3)");
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_vfork")
+int hello_vfork(void *ctx)
+{
+	bpf_printk("Hello, World! (vfork)");
 	return 0;
 }
 
