@@ -160,3 +160,48 @@ def test_xdp_program_runs(tmp_path: object) -> None:
         prog = obj.programs["xdp_drop"]
         assert prog.test_run(icmp).retval == abi.XDP_DROP
         assert prog.test_run(tcp).retval == abi.XDP_PASS
+
+
+def _global(obj: object, name: str) -> int:
+    """An integer global read back from its map after a run."""
+    var = obj.spec.variables[name]  # type: ignore[attr-defined]
+    raw = _raw(obj.maps[var.map], 0)  # type: ignore[attr-defined]
+    return int.from_bytes(raw[var.offset:var.offset + var.size], "little")
+
+
+PACKET = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x00" + bytes(50)
+
+
+def test_subprograms_run_with_the_right_calls() -> None:
+    import pybpf.loader as L
+
+    with L.load(pybpf.prebuilt.path("subprogs")) as obj:
+        assert obj.programs["calc_a"].test_run(PACKET).retval == abi.XDP_PASS
+        assert obj.programs["calc_b"].test_run(PACKET).retval == abi.XDP_PASS
+        assert (_global(obj, "a_result"), _global(obj, "b_result")) == (45, 50)
+        assert _global(obj, "a_len") == len(PACKET)
+
+
+def test_callbacks_and_rodata_knob() -> None:
+    import pybpf.loader as L
+
+    with L.load(pybpf.prebuilt.path("callbacks")) as obj:
+        obj.programs["run_callbacks"].test_run(PACKET)
+        assert (_global(obj, "loop_sum"), _global(obj, "array_sum")) == (45, 36)
+    with L.load(pybpf.prebuilt.path("callbacks"), globals={"loop_n": 5}) as obj:
+        obj.programs["run_callbacks"].test_run(PACKET)
+        assert _global(obj, "loop_sum") == 10
+
+
+def test_kconfig_values_reach_the_program() -> None:
+    import pybpf.loader as L
+    from pybpf.sys import probes
+
+    with L.load(pybpf.prebuilt.path("kconfig")) as obj:
+        obj.programs["read_kconfig"].test_run(PACKET)
+        raw = _raw(obj.maps[obj.spec.variables["values"].map], 0)
+        off = obj.spec.variables["values"].offset
+        version, = struct.unpack_from("<I", raw, off)
+        assert version == probes.kernel_version_code()
+        assert struct.unpack_from("<I", raw, off + 24)[0] == 1  # CONFIG_BPF_SYSCALL=y
+        assert raw[off + 40:off + 56].rstrip(b"\0") == b"(none)"  # CONFIG_DEFAULT_HOSTNAME
