@@ -32,6 +32,7 @@ def format_spec(spec: ObjectSpec, relocations: bool = True) -> str:
             if p.get("autoload") is False:
                 line += ", autoload off"
             out.append(line)
+            out.extend(f"    CO-RE {c}" for c in p.get("core", ()))
     if spec.maps:
         out.append("maps:")
         for m in spec.maps.values():

@@ -244,6 +244,23 @@ class ObjectSpec:
         data[var.offset:var.offset + var.size] = raw
         m.data = bytes(data)
 
+    def _program_dict(self, name: str) -> dict[str, Any]:
+        out = self.programs[name].to_dict()
+        core = self.core_relocations(name)
+        if core:
+            out["core"] = core
+        return out
+
+    def core_relocations(self, program: str) -> list[str]:
+        """The CO-RE relocations of a program or function, in words (``byte_off struct task_struct.pid ...``)."""
+        prog = self.programs.get(program) or self.functions[program]
+        relos = [ins.core for ins in prog.instructions if ins.core is not None]
+        if not relos or self.btf is None:
+            return []
+        from ..btf.core import describe
+
+        return [f"{d['kind']} {d['local']}" for d in (describe(self.btf, r) for r in relos)]
+
     def get_global(self, name: str) -> bytes:
         """The current initial bytes of the global ``name``."""
         var = self.variable(name)
@@ -258,7 +275,7 @@ class ObjectSpec:
         return {
             "name": self.name, "path": self.path, "license": self.license, "kern_version": self.kern_version,
             "btf": self.btf is not None, "btf_ext": self.btf_ext is not None,
-            "programs": [p.to_dict() for p in self.programs.values()],
+            "programs": [self._program_dict(p.name) for p in self.programs.values()],
             "functions": [p.to_dict() for p in self.functions.values()],
             "maps": [m.to_dict(self.btf) for m in self.maps.values()],
             "globals": [{"name": v.name, "section": v.section, "offset": v.offset, "size": v.size,
