@@ -680,6 +680,29 @@ class Map:
             raise self._failed("BPF_MAP_LOOKUP_ELEM", err)
         return self._get_value()
 
+    # --- histograms ---------------------------------------------------------------------------------------------
+
+    def print_log2_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
+                        section_print_fn: Callable[[Any], str] | None = None,
+                        bucket_fn: Callable[[Any], Any] | None = None, strip_leading_zero: bool | None = None,
+                        bucket_sort_fn: Callable[[list[Any]], list[Any]] | None = None, file: Any = None) -> None:
+        """Print this log2 histogram map as BCC does (keys: slots, or ``(bucket, slot)`` records for one
+        histogram per bucket; values: counts, per-CPU counts are summed)."""
+        from .hist import print_hist
+
+        print_hist(self.items(), "log2", val_type, section_header, section_print_fn, bucket_fn,
+                   strip_leading_zero, bucket_sort_fn, file)
+
+    def print_linear_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
+                          section_print_fn: Callable[[Any], str] | None = None,
+                          bucket_fn: Callable[[Any], Any] | None = None, strip_leading_zero: bool | None = None,
+                          bucket_sort_fn: Callable[[list[Any]], list[Any]] | None = None, file: Any = None) -> None:
+        """Print this linear histogram map as BCC does (see :meth:`print_log2_hist`)."""
+        from .hist import print_hist
+
+        print_hist(self.items(), "linear", val_type, section_header, section_print_fn, bucket_fn,
+                   strip_leading_zero, bucket_sort_fn, file)
+
     # --- maps of fds --------------------------------------------------------------------------------------------
 
     def inner_map(self, key: Any, **options: Any) -> Map:
