@@ -95,10 +95,7 @@ class MapInfo(NamedTuple):
     @property
     def type_name(self) -> str:
         """``hash``, ``array``... (the kernel name without ``BPF_MAP_TYPE_``)."""
-        try:
-            return abi.bpf_map_type(self.type).name[len("BPF_MAP_TYPE_"):].lower()
-        except ValueError:
-            return str(self.type)
+        return _type_name(self.type)
 
 
 class Map:
@@ -138,23 +135,26 @@ class Map:
     def _choose_codec(self, spec: CodecSpec, size: int, type_id: int, side: str) -> Codec:
         if spec is not None:
             return codec_for(spec, size)
+        t = self.type
+        if side == "key":
+            if t in _FD_KEY_TYPES:  # whatever the BTF says, user space names the owner by an fd
+                return fd_codec(size)
+            if t == abi.BPF_MAP_TYPE_LPM_TRIE and not type_id:
+                return lpm_codec(size)
+        elif t in _FD_VALUE_TYPES and size in (4, 8):
+            return fd_codec(size)
         if self.btf is not None and type_id:
             from .btfcodec import btf_codec
 
-            return btf_codec(self.btf, type_id, size)
-        t = self.type
-        if side == "key":
-            if t == abi.BPF_MAP_TYPE_LPM_TRIE:
-                return lpm_codec(size)
-            if t in _FD_KEY_TYPES:
-                return fd_codec(size)
-            if (t in _ARRAY_TYPES or t == abi.BPF_MAP_TYPE_STACK_TRACE) and size == 4:
-                return struct_codec("I")
-        else:
-            if t in _FD_VALUE_TYPES and size in (4, 8):
-                return fd_codec(size)
-            if t == abi.BPF_MAP_TYPE_STACK_TRACE and size % 8 == 0 and not self.flags & abi.BPF_F_STACK_BUILD_ID:
-                return struct_codec(f"{size // 8}Q")
+            try:
+                return btf_codec(self.btf, type_id, size)
+            except CodecError:
+                return raw_codec(size)  # a type we cannot express: bytes are still exact
+        if side == "key" and (t in _ARRAY_TYPES or t == abi.BPF_MAP_TYPE_STACK_TRACE) and size == 4:
+            return struct_codec("I")
+        if side == "value" and t == abi.BPF_MAP_TYPE_STACK_TRACE and size % 8 == 0 and \
+                not self.flags & abi.BPF_F_STACK_BUILD_ID:
+            return struct_codec(f"{size // 8}Q")
         return raw_codec(size)
 
     def set_codecs(self, key: CodecSpec = None, value: CodecSpec = None) -> None:
@@ -747,10 +747,15 @@ def _no_key(*_: Any) -> Any:
 
 
 def _type_name(t: int) -> str:
-    try:
-        return abi.bpf_map_type(t).name[len("BPF_MAP_TYPE_"):].lower()
-    except ValueError:
-        return f"type {t}"
+    """``hash`` for BPF_MAP_TYPE_HASH (the current name where an old one was kept as ``*_DEPRECATED``)."""
+    if not _TYPE_NAMES:
+        for n in abi._ENUMS["bpf_map_type"]:
+            if not n.endswith("_DEPRECATED") or getattr(abi, n) not in _TYPE_NAMES:
+                _TYPE_NAMES[getattr(abi, n)] = n[len("BPF_MAP_TYPE_"):].lower()
+    return _TYPE_NAMES.get(t, f"type {t}")
+
+
+_TYPE_NAMES: dict[int, str] = {}
 
 
 def _type_id(btf: BTF, t: int | str) -> int:
