@@ -11,6 +11,7 @@ Times are medians in milliseconds; ratios are pybpf / bpftool.  Objects bpftool 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -36,13 +37,20 @@ def _run_and_unpin(cmd: list[str], pin: str) -> None:
     shutil.rmtree(pin, ignore_errors=True)
 
 
+def _load_and_close(path: str) -> None:
+    import pybpf.loader as L
+
+    L.load(path).close()
+
+
 def main() -> int:
     """Measure every object given (default: all prebuilt ones) and print the table."""
-    import pybpf.loader as L
     import pybpf.prebuilt
+    from test_oracle_load import directives
+
+    import pybpf.loader as L
     from pybpf.errors import BPFError
     from pybpf.sys.fs import ensure_bpffs
-    from test_oracle_load import directives
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", "--repeat", type=int, default=5, help="runs per measurement (median is shown)")
@@ -68,9 +76,9 @@ def main() -> int:
         cli = [sys.executable, "-m", "pybpf", "load", path, "--pin", pin]
         try:
             L.load(path).close()  # warm-up: probes, kernel BTF, imports
-            t_tool = _timed(lambda: _run_and_unpin(tool, pin), args.repeat)
-            t_cli = _timed(lambda: _run_and_unpin(cli, pin), args.repeat)
-            t_lib = _timed(lambda: L.load(path).close(), args.repeat)
+            t_tool = _timed(functools.partial(_run_and_unpin, tool, pin), args.repeat)
+            t_cli = _timed(functools.partial(_run_and_unpin, cli, pin), args.repeat)
+            t_lib = _timed(functools.partial(_load_and_close, path), args.repeat)
         except (subprocess.CalledProcessError, BPFError) as e:
             print(f"{name:24} failed: {e}")
             continue

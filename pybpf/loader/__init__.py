@@ -17,7 +17,7 @@ _LAZY = {
     "parse_section": "sections", "SectionInfo": "sections",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

@@ -4,10 +4,12 @@ object and the section, symbol or relocation at fault; nothing from pyelftools e
 """
 from __future__ import annotations
 
+import functools
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ELFError
 
@@ -106,7 +108,7 @@ class ElfObject:
             return fn()
         except ELFError:
             raise
-        except Exception as e:  # pyelftools raises ELFError/ELFParseError, struct.error, construct errors...
+        except Exception as e:  # noqa: BLE001 - pyelftools raises ELFError/ELFParseError, struct.error, construct errors...
             raise self.fail(f"{what}: {type(e).__name__}: {e}".rstrip(": ")) from None
 
     def _read(self, data: bytes) -> None:
@@ -129,8 +131,8 @@ class ElfObject:
             raise self.fail(f"section header table (offset {hdr['e_shoff']}, {count} entries) runs past the end "
                             f"of the {len(data)}-byte file: truncated?")
         for i in range(count):
-            sec = self._guard(f"section #{i}", lambda i=i: elf.get_section(i))
-            name = self._guard(f"name of section #{i}", lambda s=sec: s.name)
+            sec = self._guard(f"section #{i}", functools.partial(elf.get_section, i))
+            name: str = self._guard(f"name of section #{i}", functools.partial(getattr, sec, "name"))
             h = sec.header
             sh_type = _sh_type(h["sh_type"])
             size = h["sh_size"]
@@ -166,7 +168,7 @@ class ElfObject:
             st_name, st_info, st_other, shndx, value, size = _SYM.unpack_from(symtab.data, i * _SYM.size)
             name = self._string(strtab, st_name, f"name of symbol #{i}")
             if shndx != SHN_UNDEF and shndx < SHN_LORESERVE and shndx >= len(self.sections):
-                raise self.fail(f"symbol {name or '#%d' % i!r} points to section #{shndx}, which does not exist")
+                raise self.fail(f"symbol {name or f'#{i}'!r} points to section #{shndx}, which does not exist")
             self.symbols.append(Symbol(i, name, value, size, st_info & 0xF, st_info >> 4, st_other & 0x3, shndx))
 
     def _string(self, table: bytes, off: int, what: str) -> str:

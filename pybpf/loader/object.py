@@ -7,13 +7,28 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    BPFError, BTFError, KernelError, LinkError, NotSupported, SectionError, VerifierError, kernel_error,
+    BPFError,
+    BTFError,
+    KernelError,
+    LinkError,
+    NotSupported,
+    SectionError,
+    VerifierError,
+    kernel_error,
 )
 from ..sys import abi
-from .spec import MAP_IN_MAP_TYPES, NO_BTF_MAP_TYPES, PIN_BY_NAME, MapSpec, ObjectSpec, ProgramSpec
+from .spec import (
+    MAP_IN_MAP_TYPES,
+    NO_BTF_MAP_TYPES,
+    PIN_BY_NAME,
+    MapSpec,
+    ObjectSpec,
+    ProgramSpec,
+)
 
 if TYPE_CHECKING:
     from ..btf import BTF
@@ -85,7 +100,7 @@ class Object:
 
 
 def load(source: str | os.PathLike[str] | bytes | ObjectSpec, *,
-         globals: Mapping[str, Any] | None = None,  # noqa: A002 - the C name users know
+         globals: Mapping[str, Any] | None = None,
          programs: Iterable[str] | None = None,
          max_entries: Mapping[str, int] | None = None,
          pin_root: str = DEFAULT_PIN_ROOT,
@@ -207,7 +222,6 @@ class _Loader:
         if self.spec.btf is None or not _feature("btf"):
             return
         from ..btf.sanitize import Feature, fixup_datasecs, sanitize
-
         from .externs import prepare_btf
 
         btf = self.spec.btf.copy()
@@ -502,7 +516,9 @@ class _Loader:
         from ..btf import Var
 
         btf = self.spec.btf
-        local = btf.find(name, abi.BTF_KIND_VAR) if btf is not None else []
+        if btf is None:
+            return False
+        local = btf.find(name, abi.BTF_KIND_VAR)
         return bool(local) and isinstance(local[0], Var) and btf.resolve(local[0].type_id).kind != abi.BTF_KIND_UNKN
 
     def _attach_btf_id(self, prog: ProgramSpec) -> int:

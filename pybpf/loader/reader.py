@@ -12,12 +12,19 @@ from ..errors import BTFError, ELFError, LinkError
 from ..sys import abi
 from . import elf as E
 from .spec import (
-    MAP_IN_MAP_TYPES, PIN_BY_NAME, PIN_NONE, Line, MapSpec, ObjectSpec, ProgramSpec, Relocation, VariableSpec,
+    MAP_IN_MAP_TYPES,
+    PIN_BY_NAME,
+    PIN_NONE,
+    Line,
+    MapSpec,
+    ObjectSpec,
+    ProgramSpec,
+    Relocation,
+    VariableSpec,
 )
 
 if TYPE_CHECKING:
-    from ..asm import Instruction, Instructions
-    from ..btf import BTF
+    from ..asm import Instruction
 
 OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, with the NUL
 _DATA_PREFIXES = (".data", ".rodata")
@@ -368,7 +375,7 @@ class _Reader:
                     m.value_type = datasec.id
             # libbpf's map_is_mmapable: a global variable (not static, not hidden) is exposed to user space
             hidden = self.spec.hidden_symbols
-            if isinstance(datasec, Datasec) and any(
+            if btf is not None and isinstance(datasec, Datasec) and any(
                     isinstance(btf[v.type_id], Var) and btf[v.type_id].linkage != abi.BTF_VAR_STATIC
                     and btf[v.type_id].name not in hidden for v in datasec.vars):
                 m.flags |= abi.BPF_F_MMAPABLE
@@ -484,10 +491,10 @@ class _Reader:
             fn = self._function_at(sym.shndx, (sym.value + lo) // 8, where, sym_name)
             ins.src, ins.imm, ins.reference = abi.BPF_PSEUDO_FUNC, 0, fn.name
             return "func", fn.name
-        m = self.map_at.get((sym.shndx, sym.value)) if sym.shndx in (self.maps_index, self.legacy_index) else None
-        if m is not None:
-            ins.src, ins.imm, ins.reference = abi.BPF_PSEUDO_MAP_FD, 0, m.name
-            return "map", m.name
+        mp = self.map_at.get((sym.shndx, sym.value)) if sym.shndx in (self.maps_index, self.legacy_index) else None
+        if mp is not None:
+            ins.src, ins.imm, ins.reference = abi.BPF_PSEUDO_MAP_FD, 0, mp.name
+            return "map", mp.name
         if sym.shndx in (self.maps_index, self.legacy_index):
             raise LinkError(f"{where}: no map is defined at offset {sym.value} of section {target_sec.name!r} "
                             f"({sym_name!r})")

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import LinkError
+from ..errors import BPFError, LinkError
 from ..sys import abi
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ class ObjectSpec:
             known = ", ".join(sorted(self.variables)) or "none"
             raise LinkError(f"{self.name}: no global variable {name!r} (globals: {known})") from None
 
-    def set_global(self, name: str, value: int | float | bytes | str) -> None:
+    def set_global(self, name: str, value: float | bytes | str) -> None:
         """Set the initial value of the global ``name`` (a ``const volatile`` in ``.rodata``, or ``.data``/
         ``.bss``): an int/float (sized and signed by its BTF type) or bytes/str (zero-padded to its size)."""
         var = self.variable(name)
@@ -298,7 +298,7 @@ def type_label(btf: BTF | None, type_id: int) -> str:
         return f"[{type_id}]" if type_id else ""
     try:
         t = btf[type_id]
-    except Exception:  # a bad id in a spec edited by hand: show the number
+    except BPFError:  # a bad id in a spec edited by hand: show the number
         return f"[{type_id}]"
     kind = t.kind_name.lower()
     name = t.name or "(anon)"
@@ -313,7 +313,7 @@ def type_label(btf: BTF | None, type_id: int) -> str:
     return name
 
 
-def encode_value(btf: BTF | None, var: VariableSpec, value: int | float | bytes | str) -> bytes:
+def encode_value(btf: BTF | None, var: VariableSpec, value: float | bytes | str) -> bytes:
     """``value`` as the bytes of global ``var`` (little-endian; signedness and floats from its BTF type)."""
     size = var.size
     if isinstance(value, str):

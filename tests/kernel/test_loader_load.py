@@ -7,11 +7,11 @@ import struct
 import subprocess
 import sys
 
+import pybpf.prebuilt
 import pytest
 
-import pybpf.prebuilt
 from pybpf.errors import BPFError, KernelError, LinkError
-from pybpf.sys import abi, syscall
+from pybpf.sys import abi
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
 
@@ -37,9 +37,9 @@ def test_rodata_set_before_load_and_frozen() -> None:
         assert _raw(rodata, 0)[:4] == struct.pack("<i", 4321)
         info = rodata.info()
         assert info.map_flags & abi.BPF_F_RDONLY_PROG
-        with pytest.raises(KernelError):  # frozen: user space cannot change it any more
-            with pybpf.Map(rodata.dup_fd(), rodata.type, 4, rodata.value_size, 1, key="I", value="bytes") as raw:
-                raw[0] = bytes(rodata.value_size)
+        with pybpf.Map(rodata.dup_fd(), rodata.type, 4, rodata.value_size, 1, key="I", value="bytes") as raw, \
+                pytest.raises(KernelError):  # frozen: user space cannot change it any more
+            raw[0] = bytes(rodata.value_size)
         prog = obj.programs["handle_write"]
         assert prog.section == "tracepoint/syscalls/sys_enter_write"
         assert prog.attach_to == "syscalls/sys_enter_write"
@@ -133,7 +133,7 @@ def test_cli_load_pins_programs_and_inspect_json(uniq: str) -> None:
     obj = pybpf.prebuilt.path("tcptracer")
     try:
         out = subprocess.run([sys.executable, "-m", "pybpf", "load", obj, "--pin", pin, "--program",
-                              "sys_exit_accept"], capture_output=True, text=True)
+                              "sys_exit_accept"], capture_output=True, text=True, check=False)
         assert out.returncode == 0, out.stderr
         assert os.listdir(pin) == ["sys_exit_accept"]
         with Program.from_pin(os.path.join(pin, "sys_exit_accept")) as p:
@@ -143,7 +143,7 @@ def test_cli_load_pins_programs_and_inspect_json(uniq: str) -> None:
             for f in os.listdir(pin):
                 os.unlink(os.path.join(pin, f))
             os.rmdir(pin)
-    out = subprocess.run([sys.executable, "-m", "pybpf", "inspect", "--json", obj], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "pybpf", "inspect", "--json", obj], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert {p["name"] for p in doc["programs"]} == {"inet_sock_set_state", "sys_exit_accept4", "sys_exit_accept"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 import random
 import struct
 
+import pybpf.prebuilt
 import pytest
 
-import pybpf.prebuilt
 from pybpf.errors import BPFError, ELFError, LinkError
 from pybpf.loader import ObjectFile
 from pybpf.loader import elf as E
@@ -28,6 +28,11 @@ def _sections(data: bytes) -> list[tuple[int, str, int, int, int, int]]:
         name = data[strtab_off + h[0]:data.index(b"\0", strtab_off + h[0])].decode()
         out.append((shoff + i * shentsize, name, h[1], h[4], h[5], h[9]))
     return out
+
+
+def _first_code_relocations(data: bytes) -> int:
+    """File offset of the first relocation section of a program section."""
+    return next(s[3] for s in _sections(data) if s[1].startswith(".rel") and "tracepoint" in s[1])
 
 
 def _patch(data: bytes, offset: int, fmt: str, *values: int) -> bytes:
@@ -67,7 +72,7 @@ def test_truncated(cut: int) -> None:
 
 def test_relocation_with_dangling_symbol() -> None:
     data = _data()
-    hdr, name, _, off, size, _ = next(s for s in _sections(data) if s[1].startswith(".rel") and "tracepoint" in s[1])
+    off = _first_code_relocations(data)
     bad = _patch(data, off + 8, "<Q", (9999 << 32) | E.R_BPF_64_64)
     with pytest.raises(ELFError, match=r"relocation #0 .*symbol #9999 does not exist"):
         ObjectFile(bad)
@@ -75,7 +80,7 @@ def test_relocation_with_dangling_symbol() -> None:
 
 def test_relocation_of_unknown_type() -> None:
     data = _data()
-    _, name, _, off, size, _ = next(s for s in _sections(data) if s[1].startswith(".rel") and "tracepoint" in s[1])
+    off = _first_code_relocations(data)
     info, = struct.unpack_from("<Q", data, off + 8)
     with pytest.raises(ELFError, match="unknown relocation type 77"):
         ObjectFile(_patch(data, off + 8, "<Q", (info >> 32 << 32) | 77))
@@ -83,7 +88,7 @@ def test_relocation_of_unknown_type() -> None:
 
 def test_relocation_on_the_wrong_instruction() -> None:
     data = _data()
-    _, name, _, off, size, _ = next(s for s in _sections(data) if s[1].startswith(".rel") and "tracepoint" in s[1])
+    off = _first_code_relocations(data)
     r_offset, = struct.unpack_from("<Q", data, off)
     with pytest.raises(LinkError, match="neither a call nor an ld_imm64|middle of an ld_imm64"):
         ObjectFile(_patch(data, off, "<Q", r_offset + 8))
@@ -93,7 +98,7 @@ def test_relocation_on_the_wrong_instruction() -> None:
 
 def test_relocation_type_must_fit_the_instruction() -> None:
     data = _data()
-    _, name, _, off, size, _ = next(s for s in _sections(data) if s[1].startswith(".rel") and "tracepoint" in s[1])
+    off = _first_code_relocations(data)
     info, = struct.unpack_from("<Q", data, off + 8)
     with pytest.raises(LinkError, match="R_BPF_64_32 cannot apply to an ld_imm64"):
         ObjectFile(_patch(data, off + 8, "<Q", (info >> 32 << 32) | E.R_BPF_64_32))
@@ -101,7 +106,7 @@ def test_relocation_type_must_fit_the_instruction() -> None:
 
 def test_symbol_pointing_outside_the_sections() -> None:
     data = _data()
-    _, _, _, off, size, entsize = next(s for s in _sections(data) if s[2] == E.SHT_SYMTAB)
+    _, _, _, off, _, entsize = next(s for s in _sections(data) if s[2] == E.SHT_SYMTAB)
     with pytest.raises(ELFError, match="points to section #4000"):
         ObjectFile(_patch(data, off + entsize + 6, "<H", 4000))
 
