@@ -213,8 +213,8 @@ def parse_section(section: str) -> SectionInfo:
     prog_type = getattr(abi, "BPF_PROG_TYPE_" + d.prog_type)
     attach_type = 0
     if d.attach_type is not None:
-        attach_type = getattr(abi, d.attach_type, None)
-        if attach_type is None:
+        if not hasattr(abi, d.attach_type):
             raise SectionError(f"section {section!r}: attach type {d.attach_type} is unknown to this pybpf")
+        attach_type = int(getattr(abi, d.attach_type))
     _, _, target = section.partition("/")
     return SectionInfo(section, prog_type, attach_type, d.flags, d.attach, target, d)
