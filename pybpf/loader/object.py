@@ -11,24 +11,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    BPFError,
-    BTFError,
-    KernelError,
-    LinkError,
-    NotSupported,
-    SectionError,
-    VerifierError,
-    kernel_error,
+    BPFError, BTFError, KernelError, LinkError, NotSupported, SectionError, VerifierError, kernel_error,
 )
 from ..sys import abi
-from .spec import (
-    MAP_IN_MAP_TYPES,
-    NO_BTF_MAP_TYPES,
-    PIN_BY_NAME,
-    MapSpec,
-    ObjectSpec,
-    ProgramSpec,
-)
+from .spec import MAP_IN_MAP_TYPES, NO_BTF_MAP_TYPES, PIN_BY_NAME, MapSpec, ObjectSpec, ProgramSpec
 
 if TYPE_CHECKING:
     from ..btf import BTF
@@ -222,6 +208,7 @@ class _Loader:
         if self.spec.btf is None or not _feature("btf"):
             return
         from ..btf.sanitize import Feature, fixup_datasecs, sanitize
+
         from .externs import prepare_btf
 
         btf = self.spec.btf.copy()

@@ -12,15 +12,7 @@ from ..errors import BTFError, ELFError, LinkError
 from ..sys import abi
 from . import elf as E
 from .spec import (
-    MAP_IN_MAP_TYPES,
-    PIN_BY_NAME,
-    PIN_NONE,
-    Line,
-    MapSpec,
-    ObjectSpec,
-    ProgramSpec,
-    Relocation,
-    VariableSpec,
+    MAP_IN_MAP_TYPES, PIN_BY_NAME, PIN_NONE, Line, MapSpec, ObjectSpec, ProgramSpec, Relocation, VariableSpec,
 )
 
 if TYPE_CHECKING:
