@@ -196,8 +196,12 @@ def try_link(kind: str, mechanism: str | None, legacy: str, create: Callable[[],
     try:
         fd = FD(create())
     except KernelError as e:
-        if e.errno != _errno.EINVAL or mechanism == BPF_LINK or _has_link.get(kind):
+        if e.errno != _errno.EINVAL or _has_link.get(kind):
             raise
+        if mechanism == BPF_LINK:
+            raise NotSupported("BPF_LINK_CREATE", e.errno, f"{kind} link",
+                               hint=f"this kernel refused a {kind} bpf_link (kernels without one answer EINVAL); "
+                                    f"mechanism={legacy!r} attaches the older way") from None
         return None
     _has_link[kind] = True
     return fd

@@ -153,5 +153,9 @@ def attach_kprobe_multi(prog: Program, pattern: str | None = None, *, symbols: S
         if e.errno == _errno.ESRCH:
             raise NotFound("attach kprobe.multi", _errno.ENOENT, f"{target}: not a traceable kernel function") \
                 from None
+        if e.errno == _errno.EOPNOTSUPP:
+            raise NotSupported("attach kprobe.multi", e.errno, target,
+                               hint="this kernel has no kprobe.multi links (CONFIG_FPROBE off, or before 5.18)") \
+                from None
         raise
     return Link(fd, "kprobe_multi", target=target)

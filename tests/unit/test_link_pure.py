@@ -175,3 +175,32 @@ def test_malformed_targets_and_unsupported_kinds() -> None:
         auto.attach(fake("xdp", abi.BPF_PROG_TYPE_XDP, abi.BPF_XDP))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no attach target"):
         auto.attach(fake("", abi.BPF_PROG_TYPE_PERF_EVENT), "eth0")  # type: ignore[arg-type]
+
+
+# --- choosing the mechanism -----------------------------------------------------------------------------------------
+
+
+def test_link_fallback_is_learnt_from_einval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpf.errors import KernelError, NotSupported
+    from pybpf.link import base
+
+    monkeypatch.setattr(base, "_has_link", {})
+    calls = []
+
+    def refuse(err: int):
+        def create() -> int:
+            calls.append(err)
+            raise KernelError("BPF_LINK_CREATE", err)
+        return create
+
+    assert base.try_link("xdp", None, "netlink", refuse(22)) is None  # EINVAL: use the legacy way
+    base.legacy_worked("xdp", None)
+    assert base.try_link("xdp", None, "netlink", refuse(22)) is None and calls == [22]  # not asked again
+    with pytest.raises(NotSupported, match="mechanism='netlink'"):
+        base.try_link("tcx", "bpf_link", "netlink", refuse(22))
+    with pytest.raises(KernelError) as ei:
+        base.try_link("tcx", None, "netlink", refuse(16))  # EBUSY is an answer, not a missing feature
+    assert ei.value.errno_name == "EBUSY"
+    assert base.try_link("tcx", "netlink", "netlink", refuse(22)) is None and calls == [22, 22, 16]
+    with pytest.raises(ValueError, match="mechanism"):
+        base.try_link("tcx", "perf_event", "netlink", refuse(22))
