@@ -292,7 +292,9 @@ class _Loader:
             diff = ", ".join(f"{f} {h} (object wants {w})" for f, h, w in zip(fields, have, want) if h != w)
             raise LinkError(f"{self.spec.name}: map {m.name!r}: the map pinned at {path} cannot be reused: {diff}; "
                             "remove the pin or change the definition")
-        return Map(fd, *want[:5], m.name, map_extra=want[5])
+        typed = self.btf is not None and m.type not in NO_BTF_MAP_TYPES and (m.key_type or m.value_type)
+        return Map(fd, *want[:5], m.name, map_extra=want[5], btf=self.btf if typed else None,
+                   btf_key_type_id=m.key_type if typed else 0, btf_value_type_id=m.value_type if typed else 0)
 
     def _shape(self, m: MapSpec) -> tuple[int, int, int, int, int, int]:
         entries = m.max_entries
@@ -333,8 +335,10 @@ class _Loader:
         finally:
             if template is not None:
                 template.close()
-        return Map(fd, mtype, ksize, vsize, entries, flags, m.name, btf_key_type_id=attrs.get("btf_key_type_id", 0),
-                   btf_value_type_id=attrs.get("btf_value_type_id", 0), map_extra=extra)
+        # keys and values are decoded with the map's BTF types (as loaded: the ids are the same)
+        return Map(fd, mtype, ksize, vsize, entries, flags, m.name, btf=self.btf if "btf_fd" in attrs else None,
+                   btf_key_type_id=attrs.get("btf_key_type_id", 0), btf_value_type_id=attrs.get("btf_value_type_id", 0),
+                   map_extra=extra)
 
     def _init_prog_arrays(self) -> None:
         for m in self.spec.maps.values():

@@ -205,3 +205,16 @@ def test_kconfig_values_reach_the_program() -> None:
         assert version == probes.kernel_version_code()
         assert struct.unpack_from("<I", raw, off + 24)[0] == 1  # CONFIG_BPF_SYSCALL=y
         assert raw[off + 40:off + 56].rstrip(b"\0") == b"(none)"  # CONFIG_DEFAULT_HOSTNAME
+
+
+def test_maps_decode_with_their_btf_types() -> None:
+    import pybpf.loader as L
+
+    with L.load(pybpf.prebuilt.path("globals"), globals={"knob_u32": 2}) as obj:
+        rodata = obj.map(".rodata")[0]
+        assert (rodata.knob_u32, rodata.knob_name, rodata.table) == (2, "default", [10, 11, 12, 13])
+        assert obj.map(".data")[0].point.x == 3
+    with L.load(pybpf.prebuilt.path("maps_tour")) as obj:
+        h = obj.maps["hash"]
+        h[5] = 10
+        assert h[5] == 10 and dict(h.items()) == {5: 10}
