@@ -31,14 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.set_defaults(func=cmd_show)
     q = ps.add_parser("detach", help="end an attachment now (even if pinned; removes the pin given)",
                       description=f"Detach a link from its hook (BPF_LINK_DETACH). {_SELECTOR}")
-    q.add_argument("link", nargs=2, metavar=("HOW", "WHAT"), help="LINK")
+    _add_selector(q)
     q.set_defaults(func=cmd_detach)
     q = ps.add_parser("pin", help="pin a link in bpffs so it outlives its owner",
                       description=f"Pin a link at FILE inside a bpffs mount. {_SELECTOR}")
-    q.add_argument("link", nargs=2, metavar=("HOW", "WHAT"), help="LINK")
+    _add_selector(q)
     q.add_argument("path", metavar="FILE", help="path inside a bpffs mount (e.g. /sys/fs/bpf/mylink)")
     q.set_defaults(func=cmd_pin)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def _add_selector(p: argparse.ArgumentParser) -> None:
+    p.add_argument("how", choices=("id", "pinned"), help="select the link by id or by pinned file")
+    p.add_argument("what", metavar="ID|FILE", help="the link's id, or the bpffs file it is pinned at")
 
 
 def open_link(words: list[str]) -> Link:
@@ -100,14 +105,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_detach(args: argparse.Namespace) -> int:
     """Detach the selected link (and remove its pin when selected by pin)."""
-    lk = open_link(list(args.link))
+    lk = open_link([args.how, args.what])
     lk.detach()
     return 0
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
     """Pin the selected link at FILE."""
-    lk = open_link(list(args.link))
+    lk = open_link([args.how, args.what])
     try:
         lk.pin(args.path)
     finally:
