@@ -54,10 +54,10 @@ def c_decl(btf: BTF, type_id: int, name: str = "") -> str:
             name = "*" + name
         elif k == abi.BTF_KIND_ARRAY:
             name = (f"({name})" if name.startswith("*") else name)
-            suffix = f"[{t.nelems}]" + suffix  # type: ignore[attr-defined]
+            suffix = f"[{t.nelems}]" + suffix
         else:
             break
-        type_id = t.type_id  # type: ignore[attr-defined]
+        type_id = t.type_id
     base = _base_name(t)
     return " ".join([*dict.fromkeys(quals), base, name + suffix]).strip()
 

@@ -13,9 +13,9 @@ import base64
 import enum
 import keyword
 import zlib
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterator, Mapping, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterator, Mapping, TypeVar, cast, overload
 
-from ..errors import BPFError, NotSupported
+from ..errors import BPFError
 from ..sys import abi
 
 if TYPE_CHECKING:
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     from ..loader import Object, ObjectSpec, VariableSpec
     from ..maps.codec import Codec
     from ..maps.map import Map
-    from ..maps.ringbuf import RingBuffer
-    from ..program import Program
+    from ..maps.reader import Reader
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -210,7 +209,7 @@ class Skeleton:
         group = self._groups.get(cls)
         if group is None:
             group = self._groups[cls] = cls(self)  # type: ignore[call-arg]
-        return group  # type: ignore[no-any-return]
+        return cast(S, group)
 
     def _live(self, cls: type[S]) -> S:
         self._live_object()
@@ -333,9 +332,9 @@ class TypedQueue(Generic[V]):
         return bool(self.map.peek(value))
 
 
-class RingBufferMap(Generic[T]):
-    """A BPF ring buffer whose records are ``T``: :meth:`reader` consumes them; :meth:`decode` turns one
-    record's bytes into a ``T``.  Without a known record type, ``T`` is ``bytes``."""
+class BufferMap(Generic[T]):
+    """Base of :class:`RingBufferMap` and :class:`PerfBufferMap`: a buffer map whose records are ``T`` (``bytes``
+    when the record type is unknown); :meth:`decode` turns one record's bytes into a ``T``."""
 
     def __init__(self, mp: Map, codec: Codec | None):
         self.map = mp
@@ -345,6 +344,10 @@ class RingBufferMap(Generic[T]):
         """One record's bytes as a ``T``."""
         return data if self.codec is None else self.codec.decode(data)  # type: ignore[return-value]
 
+
+class RingBufferMap(BufferMap[T]):
+    """A BPF ring buffer whose records are ``T``: :meth:`reader` consumes them."""
+
     def reader(self, callback: Callable[[T], object] | None = None) -> RecordReader[T]:
         """A reader of this ring buffer delivering ``T`` records (to ``callback`` from ``poll``)."""
         from ..maps.ringbuf import RingBuffer
@@ -352,23 +355,21 @@ class RingBufferMap(Generic[T]):
         return RecordReader(RingBuffer(self.map, callback, decode=self.codec))
 
 
-class PerfBufferMap(RingBufferMap[T]):
-    """A perf event array whose samples are ``T`` (:meth:`reader` needs :mod:`pybpf.maps.perfbuf`)."""
+class PerfBufferMap(BufferMap[T]):
+    """A perf event array whose samples are ``T``: :meth:`reader` consumes them from every CPU's ring."""
 
-    def reader(self, callback: Callable[[T], object] | None = None) -> RecordReader[T]:
-        """A reader of the per-CPU perf rings delivering ``T`` samples."""
-        try:
-            from ..maps import perfbuf
-        except ImportError:
-            raise NotSupported("perf buffer", 95, hint="this pybpf has no perf buffer reader "
-                               "(pybpf.maps.perfbuf); decode samples with decode()") from None
-        return RecordReader(perfbuf.PerfBuffer(self.map, callback, decode=self.codec))  # type: ignore[attr-defined]
+    def reader(self, callback: Callable[[int, T], object] | None = None, **options: Any) -> RecordReader[T]:
+        """A reader of the per-CPU perf rings delivering ``T`` samples (``callback(cpu, sample)`` from
+        ``poll``; ``options`` as for :class:`~pybpf.maps.perfbuf.PerfBuffer`)."""
+        from ..maps.perfbuf import PerfBuffer
+
+        return RecordReader(PerfBuffer(self.map, callback, decode=self.codec, **options))
 
 
 class RecordReader(Generic[T]):
     """A ring/perf buffer reader typed by its record type (``reader`` is the untyped one it wraps)."""
 
-    def __init__(self, reader: RingBuffer):
+    def __init__(self, reader: Reader):
         self.reader = reader
 
     def poll(self, timeout: float | None = None) -> int:

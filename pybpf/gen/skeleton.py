@@ -118,9 +118,8 @@ def _named_type(spec: ObjectSpec, c_name: str) -> Type:
     if spec.btf is None:
         raise BTFError(f"{spec.name}: the object has no BTF, so it has no type {c_name!r}")
     kind, _, name = c_name.strip().rpartition(" ")
-    found = [t for t in spec.btf.find(name) if t.kind in _RECORD_KINDS and
-             (not kind or kind == ("union" if t.kind == abi.BTF_KIND_UNION else "enum" if t.kind in
-                                   (abi.BTF_KIND_ENUM, abi.BTF_KIND_ENUM64) else "struct"))]
+    found: list[Type] = [t for t in spec.btf.find(name)
+                         if t.kind in _RECORD_KINDS and (not kind or kind == _kind_word(t))]
     if not found:
         raise BTFError(f"{spec.name}: no struct, union or enum {c_name!r} in the object's BTF")
     return found[0]
