@@ -56,8 +56,6 @@ class SectionError(LinkError, ValueError):
 # --- the kernel -------------------------------------------------------------------------------------------
 
 _HINTS = {
-    _errno.EPERM: "operation not permitted: run as root or grant CAP_BPF (plus CAP_PERFMON for tracing, "
-    "CAP_NET_ADMIN for networking, CAP_SYS_ADMIN on kernels before 5.8); a locked-down kernel also refuses some",
     _errno.EACCES: "permission denied: the verifier or an LSM refused it (see the verifier log), or the file "
     "mode forbids it",
     _errno.E2BIG: "the kernel does not know a field pybpf set: it is too old for this feature",
@@ -75,6 +73,16 @@ _HINTS = {
     _errno.ESRCH: "no such process or kernel object (attach target not found)",
 }
 _ENOTSUPP = 524
+
+
+def _default_hint(err: int) -> str:
+    if err == _errno.EPERM:
+        if os.geteuid() == 0:
+            return ("operation not permitted although running as root: the kernel itself refuses it (lockdown, "
+                    "a blocked function tracer, an LSM, or a missing capability in this container)")
+        return ("operation not permitted: run as root or grant CAP_BPF (plus CAP_PERFMON for tracing, "
+                "CAP_NET_ADMIN for networking, CAP_SYS_ADMIN on kernels before 5.8)")
+    return _HINTS.get(err, os.strerror(err))
 
 
 def errno_name(err: int) -> str:
@@ -95,7 +103,7 @@ class KernelError(BPFError, OSError):
         self.command = command
         self.errno_name = errno_name(err)
         self.detail = detail
-        self.hint = hint if hint is not None else _HINTS.get(err, os.strerror(err))
+        self.hint = hint if hint is not None else _default_hint(err)
         msg = f"{command} failed: {self.errno_name}"
         if detail:
             msg += f" ({detail})"
