@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno as _errno
 import mmap as _mmap
 import struct
+from itertools import chain, starmap
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple
 
 from ..errors import CodecError, KernelError, NotSupported, kernel_error
@@ -459,15 +460,21 @@ class Map:
     __iter__ = keys
 
     def items(self) -> Iterator[tuple[Any, Any]]:
-        """(key, value) pairs, in batches (BPF_MAP_LOOKUP_BATCH) where the kernel supports it; keys deleted
-        during the walk are skipped."""
+        """(key, value) pairs, read in batches (BPF_MAP_LOOKUP_BATCH) where the kernel supports it, else key
+        by key (keys deleted during the walk are skipped)."""
         if self._batch_ok:
+            batches = self._lookup_batches(False)
             try:
-                for keys, values in self._lookup_batches(False):
-                    yield from zip(keys, values)
-                return
+                first = next(batches, None)
             except _NoBatch:
                 pass
+            else:
+                if first is None:
+                    return iter(())
+                return chain(zip(*first), chain.from_iterable(starmap(zip, batches)))
+        return self._items_keywise()
+
+    def _items_keywise(self) -> Iterator[tuple[Any, Any]]:
         ops, get, kdec = self._ops, self._get_value, self.key_codec.decode
         for raw in self._raw_keys():
             ops.key_buf[:] = raw
@@ -519,7 +526,7 @@ class Map:
         """(keys buffer, values buffer, count) per BPF_MAP_LOOKUP[_AND_DELETE]_BATCH call; raises _NoBatch when
         the kernel lacks batch operations for this map."""
         cmd = abi.BPF_MAP_LOOKUP_AND_DELETE_BATCH if delete else abi.BPF_MAP_LOOKUP_BATCH
-        count = chunk or max(16, min(self.max_entries, 4096))
+        count = chunk or max(16, min(self.max_entries, 1 << 16))
         keys, values, tok_in, tok_out = self._batch_buffers(count)
         first, started = True, False
         while True:
@@ -703,6 +710,39 @@ class Map:
         print_hist(self.items(), "linear", val_type, section_header, section_print_fn, bucket_fn,
                    strip_leading_zero, bucket_sort_fn, file)
 
+    # --- stack traces ---------------------------------------------------------------------------------------
+
+    def stack(self, stack_id: int) -> list[Any]:
+        """Stack-trace maps: the frames stored at ``stack_id``, innermost first: instruction addresses, or
+        :class:`BuildIdFrame` records for a map created with BPF_F_STACK_BUILD_ID.  KeyError if absent."""
+        self._ops.key_buf[:] = struct.pack("=I", stack_id)
+        if self._ops.lookup() < 0:
+            err = syscall.last_errno()
+            raise KeyError(stack_id) if err == _errno.ENOENT else self._failed("BPF_MAP_LOOKUP_ELEM", err, stack_id)
+        raw = self._ops.value_buf[:]
+        if self.flags & abi.BPF_F_STACK_BUILD_ID:
+            frames = []
+            for status, build_id, where in _BUILD_ID_FRAME.iter_unpack(raw[:len(raw) - len(raw) % 32]):
+                if status == abi.BPF_STACK_BUILD_ID_EMPTY:
+                    break
+                frames.append(BuildIdFrame(status, build_id, where))
+            return frames
+        addrs = memoryview(raw).cast("Q").tolist()
+        return addrs[:addrs.index(0)] if 0 in addrs else addrs
+
+    def stack_symbols(self, stack_id: int, pid: int | None = None) -> list[str]:
+        """The frames of ``stack_id`` as ``func+0x12 [module]`` strings: kernel frames through /proc/kallsyms,
+        user frames (give the ``pid`` they belong to) through the process's mapped ELF files."""
+        from .symbols import ProcessSymbols, kernel_symbols
+
+        frames = self.stack(stack_id)
+        if pid is not None:
+            return list(map(ProcessSymbols(pid), frames))
+        ksyms = kernel_symbols()
+        if any(ksyms.resolve(a) is None for a in frames):
+            ksyms = kernel_symbols(refresh=True)  # BPF programs or modules loaded since it was read
+        return list(map(ksyms, frames))
+
     # --- maps of fds --------------------------------------------------------------------------------------------
 
     def inner_map(self, key: Any, **options: Any) -> Map:
@@ -736,6 +776,18 @@ class Map:
                 length = ((self.value_size + 7) & ~7) * self.max_entries
             self._mmap = ring.map_memory(self.fd, length, writable)
         return memoryview(self._mmap)
+
+
+class BuildIdFrame(NamedTuple):
+    """A frame of a BPF_F_STACK_BUILD_ID stack: ``build_id`` (20 bytes) and file ``offset`` when ``status`` is
+    BPF_STACK_BUILD_ID_VALID, the raw instruction address when it is BPF_STACK_BUILD_ID_IP."""
+
+    status: int
+    build_id: bytes
+    offset: int
+
+
+_BUILD_ID_FRAME = struct.Struct("=i20sQ")  # struct bpf_stack_build_id
 
 
 class _NoBatch(Exception):
