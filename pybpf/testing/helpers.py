@@ -23,14 +23,23 @@ class RunResult(NamedTuple):
     prog_type: int
 
     @property
+    def signed(self) -> int:
+        """:attr:`retval` as the signed 32-bit ``int`` a C program returned (tc's -1 rather than 4294967295)."""
+        return self.retval - (1 << 32) if self.retval >> 31 else self.retval
+
+    @property
     def verdict(self) -> str:
-        """The return value by name where the program type defines names (``XDP_DROP``), else the number."""
-        if self.prog_type == abi.BPF_PROG_TYPE_XDP:
-            names = abi._ENUMS["xdp_action"]
-            for name in names:
-                if getattr(abi, name) == self.retval:
+        """The return value by name where the program type defines names (``XDP_DROP``, ``TCX_NEXT``), else the
+        number."""
+        enum = _VERDICTS.get(self.prog_type)
+        if enum is not None:
+            for name in abi._ENUMS[enum]:
+                if getattr(abi, name) == self.signed and not name.startswith("__"):
                     return str(name)
-        return str(self.retval)
+        return str(self.signed)
+
+
+_VERDICTS = {abi.BPF_PROG_TYPE_XDP: "xdp_action", abi.BPF_PROG_TYPE_SCHED_CLS: "tcx_action_base"}
 
 
 def run(prog: Any, data: bytes = b"", ctx: bytes | None = None, repeat: int = 1, **options: Any) -> RunResult:
