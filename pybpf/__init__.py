@@ -21,6 +21,12 @@ _EXPORTS = {
     "NotSupported": "errors", "NotFound": "errors", "VerifierError": "errors",
     "Program": "program", "TestRunResult": "program",
     "Map": "maps.map",
+    "load": "loader.object", "Object": "loader.object",
+    "ObjectFile": "loader.reader", "ObjectSpec": "loader.spec", "ProgramSpec": "loader.spec", "MapSpec": "loader.spec",
+    "Link": "link.base",
+    "RingBuffer": "maps.ringbuf", "UserRingBuffer": "maps.ringbuf", "PerfBuffer": "maps.perfbuf",
+    "Poller": "maps.reader",
+    "BTF": "btf.btf",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
