@@ -503,6 +503,7 @@ class BTF:
             off, found = hit
             bit += off
             cur = self.resolve(found.type_id)
+        assert found is not None  # path.split(".") is never empty
         return Field(bit, found.bitfield_size, found.type_id, found)
 
     def _member_path(self, t: _Composite, name: str, depth: int) -> tuple[int, Any] | None:
@@ -537,10 +538,6 @@ class BTF:
         self._added.append(t)
         self._found.clear()
         return n
-
-    def add_all(self, types: list[Type]) -> list[int]:
-        """:meth:`add` each of ``types``; returns their ids."""
-        return [self.add(t) for t in types]
 
     def replace(self, type_id: int, t: Type) -> Type:
         """Put ``t`` in place of type ``type_id`` (own types only); returns ``t``."""

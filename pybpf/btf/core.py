@@ -27,7 +27,7 @@ from ..errors import BTFError, LinkError
 from ..sys import abi
 from .btf import BTF, MAX_CHAIN
 from .ext import CoreRelo
-from .types import KIND_NAMES, Enum, Type, _AnyEnum, _Composite
+from .types import KIND_NAMES, Enum, Int, Type, _AnyEnum, _Composite
 
 __all__ = ["CoreResult", "Spec", "Accessor", "Resolver", "resolve", "patch", "describe", "essential_name",
            "fields_compat", "types_compat", "types_match", "RELO_KIND_NAMES", "POISON_IMM", "SPEC_MAX_LEN"]
@@ -134,7 +134,7 @@ def types_compat(local: BTF, local_id: int, target: BTF, target_id: int, level: 
             lp, tp = lt.params, tt.params  # type: ignore[attr-defined]
             if len(lp) != len(tp):
                 return False
-            for a, b in zip(lp, tp):
+            for a, b in zip(lp, tp, strict=True):
                 if level <= 0:
                     raise LinkError("CO-RE: function prototype nesting too deep")
                 if not types_compat(local, _skip(local, a.type_id).id, target, _skip(target, b.type_id).id,
@@ -194,7 +194,7 @@ def types_match(local: BTF, local_id: int, target: BTF, target_id: int, behind_p
         if lk == abi.BTF_KIND_FUNC_PROTO:
             if lk != tk or len(lt.params) != len(tt.params):  # type: ignore[attr-defined]
                 return False
-            for a, b in zip(lt.params, tt.params):  # type: ignore[attr-defined]
+            for a, b in zip(lt.params, tt.params, strict=True):  # type: ignore[attr-defined]
                 if not types_match(local, a.type_id, target, b.type_id, behind_ptr, level - 1):
                     return False
             local_id, target_id = lt.type_id, tt.type_id  # type: ignore[attr-defined]
@@ -533,8 +533,8 @@ def _calc(relo: CoreRelo, lspec: Spec, tspec: Spec | None) -> CoreResult:
             if res.orig_size != res.new_size:
                 ot, nt = lspec.btf[res.orig_type_id], tspec.btf[res.new_type_id]  # type: ignore[union-attr]
                 both_ptr = ot.kind == nt.kind == abi.BTF_KIND_PTR
-                both_unsigned = (ot.kind == nt.kind == abi.BTF_KIND_INT and ot.encoding != abi.BTF_INT_SIGNED
-                                 and nt.encoding != abi.BTF_INT_SIGNED)  # type: ignore[attr-defined]
+                both_unsigned = (isinstance(ot, Int) and isinstance(nt, Int) and ot.encoding != abi.BTF_INT_SIGNED
+                                 and nt.encoding != abi.BTF_INT_SIGNED)
                 if not (both_ptr or both_unsigned):
                     res.fail_memsz_adjust = True
                     res.fail_reason = (f"field size changes from {res.orig_size} to {res.new_size} bytes and it "

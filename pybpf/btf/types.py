@@ -75,11 +75,9 @@ class Type:
         return KIND_NAMES[self.kind]
 
     def refs(self) -> list[int]:
-        """Ids of the types this type refers to (for validation, ordering and copying)."""
+        """Ids of the types this type refers to (for validation and ordering)."""
         return []
 
-    def _set_refs(self, ids: list[int]) -> None:
-        """Replace the referenced ids (same order as :meth:`refs`); used when copying between BTFs."""
 
     def _head(self) -> tuple[int, int, int]:
         """(vlen, kflag, size_or_type) of the header word triple."""
@@ -107,7 +105,7 @@ class Type:
         """The type ``type_id`` refers to (for kinds that have one)."""
         if self.btf is None:
             raise BTFError(f"{self!r} does not belong to a BTF: cannot resolve its type")
-        return self.btf[getattr(self, "type_id")]
+        return self.btf[self.type_id]  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         fields = " ".join(f"{k}=[{len(v)}]" if isinstance(v, list) else f"{k}={v!r}"
@@ -174,9 +172,6 @@ class _RefType(Type):
 
     def refs(self) -> list[int]:
         return [self.type_id]
-
-    def _set_refs(self, ids: list[int]) -> None:
-        (self.type_id,) = ids
 
     def _head(self) -> tuple[int, int, int]:
         return 0, 0, self.type_id
@@ -260,9 +255,6 @@ class Array(Type):
     def refs(self) -> list[int]:
         return [self.type_id, self.index_type_id]
 
-    def _set_refs(self, ids: list[int]) -> None:
-        self.type_id, self.index_type_id = ids
-
     def _head(self) -> tuple[int, int, int]:
         return 0, 0, 0
 
@@ -322,10 +314,6 @@ class _Composite(Type):
 
     def refs(self) -> list[int]:
         return [m.type_id for m in self.members]
-
-    def _set_refs(self, ids: list[int]) -> None:
-        for m, i in zip(self.members, ids):
-            m.type_id = i
 
     def _head(self) -> tuple[int, int, int]:
         return len(self.members), self.kflag, self.size
@@ -531,11 +519,6 @@ class FuncProto(Type):
     def refs(self) -> list[int]:
         return [self.type_id, *(p.type_id for p in self.params)]
 
-    def _set_refs(self, ids: list[int]) -> None:
-        self.type_id = ids[0]
-        for p, i in zip(self.params, ids[1:]):
-            p.type_id = i
-
     def _head(self) -> tuple[int, int, int]:
         return len(self.params), 0, self.type_id
 
@@ -608,10 +591,6 @@ class Datasec(Type):
 
     def refs(self) -> list[int]:
         return [v.type_id for v in self.vars]
-
-    def _set_refs(self, ids: list[int]) -> None:
-        for v, i in zip(self.vars, ids):
-            v.type_id = i
 
     def _head(self) -> tuple[int, int, int]:
         return len(self.vars), 0, self.size

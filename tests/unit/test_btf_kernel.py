@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from btf_testlib import VMLINUX, compiled, need_toolchain, sources
-from pybpf.btf import BTF, kernel
+from pybpf.btf import kernel
 from pybpf.cli import main
 from pybpf.errors import BTFError
 
