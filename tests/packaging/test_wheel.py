@@ -26,6 +26,10 @@ class Venv(NamedTuple):
     python: Path
     workdir: Path  # an empty directory to run in, so nothing is imported from the source tree
 
+    @property
+    def site_packages(self) -> Path:
+        return self.dir / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
     def run(self, *argv: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         return subprocess.run(argv, capture_output=True, text=True, cwd=self.workdir, env=env, timeout=120, **kw)
@@ -43,10 +47,9 @@ def _can_build_without_isolation() -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """The wheel built from a copy of the package sources, installed in a fresh venv."""
-    base = tmp_path_factory.mktemp("wheel")
+def build_venv(base: Path) -> Venv:
+    """Build the wheel from a copy of the package sources under ``base`` and install it (with its declared
+    dependencies, from the package index) into a fresh venv there."""
     src = base / "src"
     src.mkdir()
     for name in SOURCES:
@@ -59,17 +62,25 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     if _can_build_without_isolation():
         build.append("--no-build-isolation")  # the same build, without downloading setuptools again
     r = subprocess.run(build, cwd=src, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f"pip wheel failed:\n{r.stdout}\n{r.stderr}"
+    if r.returncode:
+        raise RuntimeError(f"pip wheel failed:\n{r.stdout}\n{r.stderr}")
     (wheel,) = (base / "dist").glob("pybpf-*.whl")
     env_dir = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
     python = env_dir / "bin" / "python"
     r = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", str(wheel)],
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f"installing the wheel and its dependencies failed:\n{r.stdout}\n{r.stderr}"
+    if r.returncode:
+        raise RuntimeError(f"installing the wheel and its dependencies failed:\n{r.stdout}\n{r.stderr}")
     work = base / "work"
     work.mkdir()
     return Venv(wheel, env_dir, python, work)
+
+
+@pytest.fixture(scope="session")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """The wheel of this tree installed in a fresh venv (once per session)."""
+    return build_venv(tmp_path_factory.mktemp("wheel"))
 
 
 def test_wheel_is_pure_python_and_ships_the_objects(venv: Venv) -> None:
@@ -99,8 +110,7 @@ def test_only_declared_dependencies_installed(venv: Venv) -> None:
 
 def test_inspect_a_shipped_object(venv: Venv) -> None:
     r = venv.run(str(venv.dir / "bin" / "pybpf"), "inspect", "--json",
-                 str(venv.dir / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" /
-                     "site-packages" / "pybpf" / "prebuilt" / "execsnoop.bpf.o"))
+                 str(venv.site_packages / "pybpf" / "prebuilt" / "execsnoop.bpf.o"))
     assert r.returncode == 0, r.stderr
     spec = json.loads(r.stdout)
     assert [p["name"] for p in spec["programs"]] == ["tracepoint__syscalls__sys_enter_execve",
