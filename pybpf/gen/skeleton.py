@@ -400,11 +400,11 @@ def _wrap_doc(lines: list[str]) -> list[str]:
     return out
 
 
-def generate_skeleton(path: str, class_name_: str | None = None, records: Mapping[str, str] | None = None) -> str:
-    """The skeleton module for the object at ``path`` (class name from the object's name unless given;
+def generate_skeleton(path: str, name: str | None = None, records: Mapping[str, str] | None = None) -> str:
+    """The skeleton module for the object at ``path`` (class ``name``, by default from the object's name;
     ``records``: ring/perf buffer map -> C type of its records)."""
     data, spec = read_object(path)
-    cls = class_name_ or class_name(spec.name)
+    cls = name or class_name(spec.name)
     if not cls.isidentifier():
         raise BTFError(f"class name {cls!r} is not a Python identifier")
     return _SkeletonWriter(data, spec, cls, records).source(os.path.basename(path))

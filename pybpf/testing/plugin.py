@@ -4,6 +4,7 @@ Fixtures (everything they create is closed after the test):
 
 * ``bpf_object(source, **load_options)`` -- load an object (a path, bytes, an ``ObjectSpec``) or a generated
   skeleton class, return the live ``Object`` (or loaded skeleton);
+* ``bpf_skeleton(obj_path, **options)`` -- generate an object's typed skeleton module and import it;
 * ``bpf_program(insns, prog_type, **options)`` -- load instructions (assembler text, ``Instructions``, bytes);
 * ``bpf_map(map_type, key_size, value_size, max_entries, **options)`` -- create a map.
 
@@ -22,6 +23,8 @@ Helpers (also in :mod:`pybpf.testing`): :func:`pybpf.testing.run` (BPF_PROG_TEST
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Iterable, Iterator
 
 import pytest
@@ -168,6 +171,26 @@ def bpf_object() -> Iterator[Callable[..., Any]]:
 
     yield load
     closer.close()
+
+
+@pytest.fixture
+def bpf_skeleton(tmp_path: Path) -> Callable[..., ModuleType]:
+    """Factory: ``bpf_skeleton(obj_path, **options)`` generates the object's skeleton module (options as for
+    :func:`pybpf.gen.generate_skeleton`) into the test's temporary directory and imports it."""
+    def generate(obj_path: str, **options: Any) -> ModuleType:
+        import importlib.util
+
+        from ..gen import generate_skeleton
+
+        path = tmp_path / f"{os.path.basename(obj_path).split('.')[0]}_skel.py"
+        path.write_text(generate_skeleton(obj_path, **options))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return generate
 
 
 @pytest.fixture
