@@ -39,7 +39,7 @@ import pybpf  # noqa: E402
 from pybpf.maps.map import Map  # noqa: E402
 from pybpf.maps.perfbuf import PerfBuffer  # noqa: E402
 from pybpf.maps.ringbuf import RingBuffer  # noqa: E402
-from pybpf.sys import abi, syscall  # noqa: E402
+from pybpf.sys import abi  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 REPEAT = 3 if QUICK else 5
@@ -333,7 +333,8 @@ def bench_perfbuf() -> None:
     ncpu = os.cpu_count() or 1
     with Map.create("perf_event_array", 4, 4, ncpu) as events, \
             Map.create("array", 4, 8, 1, key="I", value="Q") as counter, \
-            pybpf.Program.load(PRODUCER % PERF_SEND, "socket_filter", maps={"events": events, "counter": counter}) as prog:
+            pybpf.Program.load(PRODUCER % PERF_SEND, "socket_filter",
+                               maps={"events": events, "counter": counter}) as prog:
         total = [0]
 
         def cb_raw(cpu: int, rec: Any) -> None:
@@ -376,7 +377,7 @@ def bench_perfbuf() -> None:
                 del t[key]
 
         for kind, decode, cb in (("raw", None, cb_raw), ("decoded", ("=QQ", "seq val"), cb_decoded)):
-            fns = {"ours": run_with(lambda: PerfBuffer(events, cb, decode=decode, pages=pages),
+            fns = {"ours": run_with(lambda cb=cb, decode=decode: PerfBuffer(events, cb, decode=decode, pages=pages),
                                     lambda r: r.consume(), lambda r: r.close())}
             if bcc is not None:
                 fns["bcc"] = run_with(bcc_open(kind), lambda bt: bt[0].perf_buffer_consume(), bcc_close)

@@ -57,6 +57,13 @@ def _resolve(btf: BTF, t: Type) -> Type:
     raise BTFError(f"type [{t.id}]: modifier chain too long")
 
 
+def _int_bits(t: Type) -> tuple[int, int]:
+    """(bits, bit offset) of an INT narrower than its size or offset (an old-style bitfield), else (0, 0)."""
+    if t.kind == abi.BTF_KIND_INT and (t.bits != t.size * 8 or t.offset):  # type: ignore[attr-defined]
+        return t.bits, t.offset  # type: ignore[attr-defined]
+    return 0, 0
+
+
 def _describe(t: Type) -> str:
     return f"{t.kind_name.lower()} {t.name}".strip() if t.name else f"{t.kind_name.lower()} [{t.id}]"
 
@@ -142,7 +149,7 @@ class _Compiler:
     def _scalar_code(self, t: Type) -> str | None:
         k = t.kind
         if k in (abi.BTF_KIND_INT, abi.BTF_KIND_ENUM, abi.BTF_KIND_ENUM64):
-            if k == abi.BTF_KIND_INT and (t.bits != t.size * 8 or t.offset):  # type: ignore[attr-defined]
+            if _int_bits(t)[0]:
                 return None
             if k == abi.BTF_KIND_INT and t.encoding & abi.BTF_INT_BOOL and t.size == 1:  # type: ignore[attr-defined]
                 return "?"
@@ -176,9 +183,7 @@ class _Compiler:
         parts: list[tuple[int, Codec | None, int, int, bool]] = []  # (byte offset, codec, bit shift, bits, signed)
         for m in members:
             mt = _resolve(self.btf, self.btf[m.type_id])
-            bits = m.bitfield_size
-            if not bits and mt.kind == abi.BTF_KIND_INT and (mt.bits != mt.size * 8 or mt.offset):  # type: ignore[attr-defined]
-                bits = mt.bits  # type: ignore[attr-defined]
+            bits = m.bitfield_size or _int_bits(mt)[0]
             if bits:
                 parts.append((m.bit_offset, None, 0, bits, bool(getattr(mt, "signed", False))))
             else:
@@ -372,7 +377,8 @@ class _Flat:
         if t.kind == abi.BTF_KIND_DATASEC:
             members = [(btf[v.type_id].name, v.type_id, v.offset * 8, 0) for v in t.vars]  # type: ignore[attr-defined]
         else:
-            members = [(m.name, m.type_id, m.bit_offset, m.bitfield_size) for m in t.members]  # type: ignore[attr-defined]
+            members = [(m.name, m.type_id, m.bit_offset, m.bitfield_size)
+                       for m in t.members]  # type: ignore[attr-defined]
         rec = self.c.record(t, [m[0] for m in members])
         norm = self.name("_norm", _normaliser(rec, t, [self.zero(btf[m[1]]) for m in members]))
         rt = self.name("_R", rec)
@@ -395,8 +401,9 @@ class _Flat:
         for i in order:
             name, tid, bit_off, bits = members[i]
             mt = _resolve(btf, btf[tid])
-            if not bits and mt.kind == abi.BTF_KIND_INT and (mt.bits != mt.size * 8 or mt.offset):  # type: ignore[attr-defined]
-                bits, bit_off = mt.bits, bit_off + mt.offset  # type: ignore[attr-defined]
+            if not bits:
+                bits, own = _int_bits(mt)
+                bit_off += own
             if bits:
                 if run and bit_off // 8 >= (max(b + n for _, b, n, _, _ in run) + 7) // 8:
                     flush()

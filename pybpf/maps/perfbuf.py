@@ -56,7 +56,7 @@ class PerfBuffer(Reader):
         self.lost: dict[int, int] = {}
         self._lost_cb = lost
         try:
-            self._map = Map.from_fd(ring_dup(perf_map), btf=False) if self._owned else perf_map  # type: ignore[arg-type]
+            self._map = perf_map if isinstance(perf_map, Map) else Map.from_fd(ring_dup(perf_map), btf=False)
             if self._map.type != abi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
                 raise BPFError(f"PerfBuffer needs a BPF_MAP_TYPE_PERF_EVENT_ARRAY map, {self._map!r} is not one")
             codec = decoder(decode)
