@@ -27,6 +27,16 @@ _SLOT = struct.Struct("<BBhi")
 _FEATURE_WORDS = ("fentry", "fexit", "lsm", "ksym")
 
 
+#: another build of the corpus to compare instead (same names), e.g. ``OPT=-O1 tools/build_objs.sh /tmp/o1``
+#: then ``PYBPF_ORACLE_OBJDIR=/tmp/o1 OPT=-O1 pytest tests/kernel/test_oracle_load.py`` (OPT/CLANG as built, so
+#: that variants bpftool needs are built the same way)
+OBJDIR = os.environ.get("PYBPF_ORACLE_OBJDIR")
+
+
+def _object(obj: str) -> str:
+    return os.path.join(OBJDIR, obj) if OBJDIR else pybpf.prebuilt.path(obj)
+
+
 def directives(obj: str) -> dict[str, str]:
     """The ``pybpf-check:`` directives of a prebuilt object's source (kind -> rest of the line)."""
     src = os.path.join(SRC, obj.replace(".bpf.o", ".bpf.c"))
@@ -183,11 +193,11 @@ def _has_globals(spec: Any, m: Any) -> bool:
 def _bpftool_object(obj: str, tmp: str, variant: str) -> str:
     """The file bpftool loads: the object itself, or its variant build (tools/build_objs.sh)."""
     if not variant:
-        return pybpf.prebuilt.path(obj)
+        return _object(obj)
     if not shutil.which("clang-19"):
         pytest.skip("clang-19 is needed to build the variant bpftool can load")
     name = obj[:-len(".bpf.o")]
-    env = dict(os.environ, EXTRA_CFLAGS=variant)
+    env = dict(os.environ, EXTRA_CFLAGS=f"{os.environ.get('EXTRA_CFLAGS', '')} {variant}".strip())
     subprocess.run([os.path.join(ROOT, "tools", "build_objs.sh"), tmp, name], check=True, env=env,
                    capture_output=True)
     return os.path.join(tmp, obj)
@@ -207,11 +217,11 @@ def test_same_as_libbpf(obj: str, tmp_path: Any, require_root: None, uniq: str) 
     pins, mpins = os.path.join(bpffs, f"{uniq}_p"), os.path.join(bpffs, f"{uniq}_m")
     if "skip" in d:  # cannot load on the project's host; other kernels (the VMs) may load it
         try:
-            L.load(pybpf.prebuilt.path(obj)).close()
+            L.load(_object(obj)).close()
         except BPFError as err:
             words = [w for w in _FEATURE_WORDS if w in d["skip"].lower()]
             assert any(w in str(err).lower() for w in words), (d["skip"], str(err))
-            res = subprocess.run(["bpftool", "prog", "loadall", pybpf.prebuilt.path(obj), pins],
+            res = subprocess.run(["bpftool", "prog", "loadall", _object(obj), pins],
                                  capture_output=True, text=True, check=False)
             shutil.rmtree(pins, ignore_errors=True)
             assert res.returncode != 0, f"libbpf loads {obj} here but pybpf does not: {err}"
@@ -220,7 +230,7 @@ def test_same_as_libbpf(obj: str, tmp_path: Any, require_root: None, uniq: str) 
     pre_existing = [p for p in unpin if os.path.exists(os.path.join(bpffs, p))]
     theirs: dict[str, Any] = {}
     try:
-        with L.load(pybpf.prebuilt.path(obj)) as ours:
+        with L.load(_object(obj)) as ours:
             target = _bpftool_object(obj, str(tmp_path), d.get("variant", ""))
             # maps pinned by name cannot be pinned again by pinmaps: then compare the maps programs use
             cmd = ["bpftool", "prog", "loadall", target, pins] + ([] if unpin else ["pinmaps", mpins])
