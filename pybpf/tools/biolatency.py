@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     out = Printer(args.json)
     optional = [] if args.queued else ["block_rq_insert"]  # only -Q needs the insert tracepoint
     with Session("biolatency", globals=knobs, optional=optional) as s:
-        hists = s.map("hists")
+        hists = s.obj.maps["hists"]
 
         def show() -> None:
             per_disk: dict[int, dict[int, int]] = {}

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from ..btf import BTF
     from ..link import Link
     from ..loader import Object
-    from ..maps import Map
     from ..maps.codec import Codec
     from ..trace_pipe import TraceLine, TracePipe
 
@@ -132,18 +131,6 @@ class Session:
     def offset(self, struct_name: str, member: str) -> int:
         """Byte offset of ``member`` in ``struct struct_name`` (object BTF)."""
         return self.btf.field(struct_name, member).byte_offset
-
-    def map(self, name: str) -> Map:
-        """The object's map ``name``, its keys and values decoded as the object's BTF declares them."""
-        from ..maps.btfcodec import btf_codec
-
-        m = self.obj.maps[name]
-        spec = self.obj.spec.maps[name]
-        btf = self.obj.spec.btf
-        if btf is not None and (spec.key_type or spec.value_type):
-            m.set_codecs(key=btf_codec(btf, spec.key_type) if spec.key_type else None,
-                         value=btf_codec(btf, spec.value_type) if spec.value_type else None)
-        return m
 
     # --- event sources ------------------------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     programs = required + optional + ([fd_install] if args.fdinstall and fd_install else [])
     out = Printer(args.json)
     with Session(obj, programs=programs, optional=optional) as s:
-        watched = s.map("fdinstall_pids")
+        watched = s.obj.maps["fdinstall_pids"]
         for pid in args.fdinstall:
             watched[pid] = 1
         start_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     out = Printer(args.json)
     with Session("xdp_drop", globals=knobs, targets={"xdp_drop": args.iface}, netns=args.netns,
                  attach_options={"xdp_drop": {"mode": args.mode}} if args.mode else None) as s:
-        stats = s.map("xdp_stats")
+        stats = s.obj.maps["xdp_stats"]
         link = s.links["xdp_drop"]
 
         def counters() -> None:
