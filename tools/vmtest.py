@@ -516,7 +516,9 @@ mount -t tmpfs -o mode=0755 tmpfs $R/run
 mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 mount -t bpf bpf $R/sys/fs/bpf 2>/dev/null
-mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
+CG="@CGROUP2@"  # where the host has cgroup2, so tests see the same layout
+if [ "$CG" != /sys/fs/cgroup ]; then mount -t tmpfs -o mode=0755 cgroup $R/sys/fs/cgroup; mkdir -p "$R$CG"; fi
+mount -t cgroup2 cgroup2 "$R$CG" 2>/dev/null
 if [ -n "@MODDIR@" ]; then
   mkdir -p "$R/lib/modules/@RELEASE@" && mount --bind "$R@MODDIR@" "$R/lib/modules/@RELEASE@"
 fi
@@ -532,6 +534,18 @@ poweroff -f
 """
 
 
+def _host_cgroup2() -> str:
+    """The host's cgroup2 mount point (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid layout)."""
+    try:
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            f = line.split()
+            if len(f) > 2 and f[2] == "cgroup2" and f[1].startswith("/sys/fs/cgroup") and "'" not in f[1]:
+                return f[1]
+    except OSError:
+        pass
+    return "/sys/fs/cgroup"
+
+
 def build_initramfs(path: Path, busybox: Path, kernel: Kernel, modules: list[str], env: dict[str, str],
                     cwd: str, command: list[str]) -> None:
     c = Cpio()
@@ -545,7 +559,7 @@ def build_initramfs(path: Path, busybox: Path, kernel: Kernel, modules: list[str
         names.append(name)
     moddir = str(kernel.modules) if kernel.modules else ""
     init = (INIT.replace("@CTL@", CTL).replace("@MODULES@", " ".join(names))
-            .replace("@MODDIR@", moddir).replace("@RELEASE@", kernel.release)
+            .replace("@MODDIR@", moddir).replace("@CGROUP2@", _host_cgroup2()).replace("@RELEASE@", kernel.release)
             .replace("@ENV@", " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())))
     c.file("init", init.encode(), 0o755)
     cmd = f"cd {shlex.quote(cwd)} || exit 125\nexec {shlex.join(command)}\n"
