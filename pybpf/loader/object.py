@@ -398,6 +398,7 @@ class _Loader:
                                         expected_attach_type=eat, prog_flags=prog.flags, kern_version=kern_version,
                                         log_level=self.log_level, **attrs)
         except VerifierError as e:
+            self._explain_core_failure(prog.name, linked.instructions, e)
             if "GPL" in e.log and "license" not in self.spec.license.lower() and "gpl" not in \
                     self.spec.license.lower():
                 raise LinkError(f"{self.spec.name}: program {prog.name!r} calls a GPL-only helper, but the object's "
@@ -417,6 +418,24 @@ class _Loader:
                     except KernelError:
                         pass  # as libbpf: not binding .rodata is not fatal
         return program
+
+    def _explain_core_failure(self, prog_name: str, insns: Any, err: VerifierError) -> None:
+        """Raise a LinkError naming the CO-RE relocations that could not be applied when the verifier tripped on
+        one of their poisoned instructions (libbpf rewrites its log the same way)."""
+        from ..btf.core import POISON_IMM, describe
+
+        if f"unknown#{POISON_IMM}" not in err.log and f"{POISON_IMM:#x}" not in err.log:
+            return
+        failed = []
+        for ins in insns:
+            result = self._core_cache.get(id(ins.core)) if ins.core is not None else None
+            if result is not None and (result.poison or result.fail_memsz_adjust):
+                assert self.spec.btf is not None
+                failed.append(describe(self.spec.btf, ins.core, result)["text"])
+        if failed:
+            raise LinkError(f"{self.spec.name}: program {prog_name!r} uses CO-RE relocations this kernel cannot "
+                            "satisfy (the verifier reached an instruction poisoned for it):\n  " + "\n  ".join(failed)
+                            + f"\n{err}") from None
 
     def _targets(self) -> Any:
         """What CO-RE relocates against: the running kernel (vmlinux, then modules) or ``kernel_btf``."""

@@ -218,3 +218,22 @@ def test_maps_decode_with_their_btf_types() -> None:
         h = obj.maps["hash"]
         h[5] = 10
         assert h[5] == 10 and dict(h.items()) == {5: 10}
+
+
+def test_unsatisfiable_core_relocation_is_explained(tmp_path: object) -> None:
+    import pybpf.loader as L
+    from loader_objects import HEADER, build
+
+    src = HEADER + """
+#include <bpf/bpf_core_read.h>
+struct task_struct___pybpf { int pybpf_no_such_field; } __attribute__((preserve_access_index));
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int get(void *ctx)
+{
+	struct task_struct___pybpf *t = (void *)bpf_get_current_task();
+	return BPF_CORE_READ(t, pybpf_no_such_field);
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+    with pytest.raises(LinkError, match=r"(?s)CO-RE relocations this kernel cannot satisfy.*pybpf_no_such_field"):
+        L.load(build(tmp_path, src))

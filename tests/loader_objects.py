@@ -9,7 +9,7 @@ import pytest
 
 CLANG = "clang-19"
 #: prebuilt/src, for its committed vmlinux.h
-VMLINUX_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "prebuilt",
+VMLINUX_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "prebuilt",
                            "src")
 
 
