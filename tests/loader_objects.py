@@ -14,7 +14,8 @@ VMLINUX_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 
 def build(tmp_path: object, source: str, name: str = "t", debug: bool = True) -> str:
-    """Compile C ``source`` (vmlinux.h and the libbpf headers are available) into ``tmp_path/name.bpf.o``; return its path."""
+    """Compile C ``source`` (vmlinux.h and the libbpf headers are available) into ``tmp_path/name.bpf.o``;
+    return its path."""
     if not shutil.which(CLANG):
         pytest.skip(f"{CLANG} is not installed (apt install clang-19): cannot build test objects")
     src = os.path.join(str(tmp_path), f"{name}.bpf.c")

@@ -108,7 +108,7 @@ class ElfObject:
             return fn()
         except ELFError:
             raise
-        except Exception as e:  # noqa: BLE001 - pyelftools raises ELFError/ELFParseError, struct.error, construct errors...
+        except Exception as e:  # noqa: BLE001 - pyelftools raises its ELFError/ELFParseError, struct.error...
             raise self.fail(f"{what}: {type(e).__name__}: {e}".rstrip(": ")) from None
 
     def _read(self, data: bytes) -> None:

@@ -143,7 +143,8 @@ def test_cli_load_pins_programs_and_inspect_json(uniq: str) -> None:
             for f in os.listdir(pin):
                 os.unlink(os.path.join(pin, f))
             os.rmdir(pin)
-    out = subprocess.run([sys.executable, "-m", "pybpf", "inspect", "--json", obj], capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, "-m", "pybpf", "inspect", "--json", obj], capture_output=True, text=True,
+                         check=False)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert {p["name"] for p in doc["programs"]} == {"inet_sock_set_state", "sys_exit_accept4", "sys_exit_accept"}

@@ -264,7 +264,8 @@ def test_same_as_libbpf(obj: str, tmp_path: Any, require_root: None, uniq: str) 
             if not unpin:  # global data and .kconfig: the same initial contents
                 for m in ours.spec.maps.values():
                     if m.internal:
-                        assert _contents(ours.maps[m.name].fd) == _contents_of_pin(os.path.join(mpins, m.name.replace(".", "_"))), \
+                        pinned = os.path.join(mpins, m.name.replace(".", "_"))  # bpftool's pin names
+                        assert _contents(ours.maps[m.name].fd) == _contents_of_pin(pinned), \
                             f"{obj}: map {m.name} contents differ"
     finally:
         for p in theirs.values():
