@@ -38,6 +38,7 @@ _FD_KEY_TYPES = frozenset((T.BPF_MAP_TYPE_SK_STORAGE, T.BPF_MAP_TYPE_TASK_STORAG
 _NO_ELEMENTS = frozenset((T.BPF_MAP_TYPE_RINGBUF, T.BPF_MAP_TYPE_USER_RINGBUF, T.BPF_MAP_TYPE_ARENA,
                           T.BPF_MAP_TYPE_STRUCT_OPS))
 _MISSING: Any = object()
+_BAD_INPUT = (CodecError, struct.error, ValueError, TypeError, OverflowError)  # what a codec raises on bad input
 
 
 def map_type_of(value: int | str) -> int:
@@ -167,8 +168,12 @@ class Map:
         self._bind()
 
     def _bind(self) -> None:
-        """Build the per-map closures the element operations call."""
+        """Build the per-map closures (and, for native scalars, the cast views) the element operations use."""
         ops, kc, vc = self._ops, self.key_codec, self.value_codec
+        self._lookup, self._update, self._delete = ops.lookup, ops.update, ops.delete
+        self._kview = memoryview(ops.key_buf).cast(kc.cast) if kc.cast and self.key_size else None
+        self._vview = memoryview(ops.value_buf).cast(vc.cast) if vc.cast and self.value_size and not self.percpu \
+            else None
         self._put_key = kc.writer(ops.key_buf) if self.key_size else _no_key
         self._get_next_key = kc.reader(ops.next_key_buf) if self.key_size else _no_key
         if self.percpu:
@@ -306,22 +311,30 @@ class Map:
 
     # --- element operations ---------------------------------------------------------------------------------
 
+    # The three dict operations below are the hot path: native scalar keys/values go through cast views
+    # inline, everything else through the codec's closures.
+
     def __getitem__(self, key: Any) -> Any:
+        kv = self._kview
         try:
-            self._put_key(key)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+            if kv is not None:
+                kv[0] = key
+            else:
+                self._put_key(key)
+        except _BAD_INPUT as e:
             raise self._bad("key", key, e) from None
-        if self._ops.lookup() < 0:
+        if self._lookup() < 0:
             err = syscall.last_errno()
             raise KeyError(key) if err == _errno.ENOENT else self._failed("BPF_MAP_LOOKUP_ELEM", err, key)
-        return self._get_value()
+        vv = self._vview
+        return vv[0] if vv is not None else self._get_value()
 
     def lookup(self, key: Any, default: Any = None, flags: int = 0) -> Any:
         """The value stored at ``key`` or ``default``; ``flags`` may be BPF_F_LOCK (copy under the value's spin
         lock).  Per-CPU maps give a list with one value per possible CPU."""
         try:
             self._put_key(key)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+        except _BAD_INPUT as e:
             raise self._bad("key", key, e) from None
         if flags:
             err = self._ops.run(abi.BPF_MAP_LOOKUP_ELEM, flags)
@@ -336,15 +349,22 @@ class Map:
     get = lookup
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        kv, vv = self._kview, self._vview
         try:
-            self._put_key(key)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+            if kv is not None:
+                kv[0] = key
+            else:
+                self._put_key(key)
+        except _BAD_INPUT as e:
             raise self._bad("key", key, e) from None
         try:
-            self._put_value(value)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+            if vv is not None:
+                vv[0] = value
+            else:
+                self._put_value(value)
+        except _BAD_INPUT as e:
             raise self._bad("value", value, e) from None
-        if self._ops.update() < 0:
+        if self._update() < 0:
             raise self._failed("BPF_MAP_UPDATE_ELEM", syscall.last_errno(), key)
 
     def update(self, key: Any, value: Any, flags: int = abi.BPF_ANY) -> None:
@@ -356,21 +376,30 @@ class Map:
         try:
             self._put_key(key)
             self._put_value(value)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+        except _BAD_INPUT as e:
             raise self._bad("key or value", (key, value), e) from None
         err = self._ops.run(abi.BPF_MAP_UPDATE_ELEM, flags)
         if err:
             raise self._failed("BPF_MAP_UPDATE_ELEM", err, key)
 
     def __delitem__(self, key: Any) -> None:
-        if not self.delete(key):
-            raise KeyError(key)
+        kv = self._kview
+        try:
+            if kv is not None:
+                kv[0] = key
+            else:
+                self._put_key(key)
+        except _BAD_INPUT as e:
+            raise self._bad("key", key, e) from None
+        if self._delete() < 0:
+            err = syscall.last_errno()
+            raise KeyError(key) if err == _errno.ENOENT else self._failed("BPF_MAP_DELETE_ELEM", err, key)
 
     def delete(self, key: Any) -> bool:
         """Delete ``key``; True if it was there."""
         try:
             self._put_key(key)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+        except _BAD_INPUT as e:
             raise self._bad("key", key, e) from None
         if self._ops.delete() < 0:
             err = syscall.last_errno()
@@ -384,7 +413,7 @@ class Map:
             return self.peek(key)
         try:
             self._put_key(key)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+        except _BAD_INPUT as e:
             raise self._bad("key", key, e) from None
         if self._ops.lookup() < 0:
             err = syscall.last_errno()
@@ -409,7 +438,7 @@ class Map:
             raise TypeError("pop() needs a key")
         try:
             self._put_key(key)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+        except _BAD_INPUT as e:
             raise self._bad("key", key, e) from None
         if self._ops.lookup_and_delete() < 0:
             err = syscall.last_errno()
@@ -610,7 +639,7 @@ class Map:
                     kpack(kb, i * self.key_size, k)
                     vput(v)
                     vb[i * vsize:(i + 1) * vsize] = value_buf
-            except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+            except _BAD_INPUT as e:
                 raise self._bad("key or value", pairs[i], e) from None
             try:
                 n, _ = syscall.map_batch(abi.BPF_MAP_UPDATE_BATCH, self.fd, None, None, kbuf, vbuf, len(pairs),
@@ -636,7 +665,7 @@ class Map:
             for i, k in enumerate(keys):
                 try:
                     kpack(kb, i * ks, k)
-                except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+                except _BAD_INPUT as e:
                     raise self._bad("key", k, e) from None
             deleted, start = 0, 0
             try:
@@ -660,7 +689,7 @@ class Map:
         add ``value``."""
         try:
             self._put_value(value)
-        except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+        except _BAD_INPUT as e:
             raise self._bad("value", value, e) from None
         err = self._ops.run(abi.BPF_MAP_UPDATE_ELEM, flags, key=False)
         if err:
@@ -674,7 +703,7 @@ class Map:
         if value is not _MISSING:
             try:
                 self._put_value(value)
-            except (CodecError, struct.error, ValueError, TypeError, OverflowError) as e:
+            except _BAD_INPUT as e:
                 raise self._bad("value", value, e) from None
         err = self._ops.run(abi.BPF_MAP_LOOKUP_ELEM, key=False)
         if value is not _MISSING:
