@@ -11,12 +11,13 @@ import sys
 from typing import Iterator
 
 import pytest
+from conftest import kernel_skip
 from linkprogs import counter_map, icmp_dropper, load_counter
 
 import pybpf
 from pybpf.link import (attach_cgroup, attach_netfilter, attach_netns, attach_reuseport, attach_socket,
                         attach_sockmap, attach_tc, attach_xdp, xdp_query)
-from pybpf.sys import abi, syscall
+from pybpf.sys import abi, fs, syscall
 from pybpf.sys.netns import entered
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
@@ -162,7 +163,11 @@ def test_tc_from_section_keeps_foreign_clsact(netpair: tuple[str, str]) -> None:
 
 @pytest.fixture
 def cgroup(uniq: str) -> Iterator[str]:
-    path = os.path.join("/sys/fs/cgroup/unified", uniq)
+    """A new cgroup v2 directory (cgroup2 is at /sys/fs/cgroup/unified here, at /sys/fs/cgroup elsewhere)."""
+    root = next((point for point, kind in fs.mounts() if kind == "cgroup2"), None)
+    if root is None:
+        kernel_skip("no cgroup2 file system mounted", feature="cgroup2")
+    path = os.path.join(root, uniq)
     os.mkdir(path)
     try:
         yield path
