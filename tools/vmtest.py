@@ -13,6 +13,7 @@ used (--refresh looks for a newer build).  Needs qemu-system-x86 and busybox-sta
 from __future__ import annotations
 
 import argparse
+import fcntl
 import gzip
 import json
 import lzma
@@ -142,7 +143,7 @@ class Apt:
 
     def run(self, tool: str, *args: str, cwd: Path | None = None) -> str:
         cmd = [tool, *self.opts, *args]
-        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
         if p.returncode != 0:
             raise VMError(f"{' '.join(cmd[:1] + list(args))} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
         return p.stdout
@@ -238,7 +239,7 @@ def _kernel_in(root: Path, name: str) -> Kernel:
 
 
 def _dpkg_x(deb: Path, dest: Path) -> None:
-    p = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True)
+    p = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True, check=False)
     if p.returncode != 0:
         raise VMError(f"dpkg-deb -x {deb.name} failed: {p.stderr.strip()[-500:]}")
 
@@ -618,12 +619,11 @@ class _Tail:
         return data
 
 
-def run_vm(kernel: Kernel, command: list[str], *, cache: Path, timeout: float, smp: int, mem: int,
+def run_vm(kernel: Kernel, command: list[str], *, busybox: Path, timeout: float, smp: int, mem: int,
            modules: list[str], env: dict[str, str], cwd: str, verbose: bool, console_copy: Path | None) -> int:
     qemu = shutil.which("qemu-system-x86_64")
     if not qemu:
         raise VMError("no qemu-system-x86_64: apt-get install qemu-system-x86")
-    busybox = find_busybox(cache)
     tmp = Path(tempfile.mkdtemp(prefix="pybpf-vm-"))
     vfsd = vm = None
     t_start = time.monotonic()
@@ -631,9 +631,9 @@ def run_vm(kernel: Kernel, command: list[str], *, cache: Path, timeout: float, s
         initrd = tmp / "initramfs.cpio"
         build_initramfs(initrd, busybox, kernel, modules, env, cwd, command)
         sock = tmp / "vfs.sock"
-        vfs_log = open(tmp / "virtiofsd.log", "wb")
-        vfsd = subprocess.Popen(virtiofsd_cmd(sock), stdin=subprocess.DEVNULL, stdout=vfs_log, stderr=vfs_log,
-                                start_new_session=True)
+        with open(tmp / "virtiofsd.log", "wb") as vfs_log:
+            vfsd = subprocess.Popen(virtiofsd_cmd(sock), stdin=subprocess.DEVNULL, stdout=vfs_log, stderr=vfs_log,
+                                    start_new_session=True)
         for _ in range(100):
             if sock.exists() or vfsd.poll() is not None:
                 break
@@ -653,9 +653,9 @@ def run_vm(kernel: Kernel, command: list[str], *, cache: Path, timeout: float, s
         ]
         log(f"booting {kernel.release or kernel.vmlinuz} (tcg, {smp} cpus, {mem} MiB); "
             f"command: {shlex.join(command)}")
-        qlog = open(tmp / "qemu.log", "wb")
         t_boot = time.monotonic()
-        vm = subprocess.Popen(qcmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog, start_new_session=True)
+        with open(tmp / "qemu.log", "wb") as qlog:
+            vm = subprocess.Popen(qcmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog, start_new_session=True)
         tails = {"con": _Tail(console), "out": _Tail(out), "ctl": _Tail(ctl)}
         ctl_buf = b""
         rc: int | None = None
@@ -728,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modules", help="the lib/modules/<release> directory for a vmlinuz given by path")
     ap.add_argument("--load", action="append", default=[], metavar="MODULE",
                     help=f"load another module at boot (always: {', '.join(TEST_MODULES)})")
-    ap.add_argument("--timeout", type=float, default=float(os.environ.get("PYBPF_VM_TIMEOUT", 1800)),
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("PYBPF_VM_TIMEOUT", "1800")),
                     help="seconds before qemu is killed (exit 124); default 1800 or $PYBPF_VM_TIMEOUT")
     ap.add_argument("--smp", type=int, default=min(os.cpu_count() or 1, 4))
     ap.add_argument("--mem", type=int, default=2048, help="guest memory in MiB")
@@ -760,15 +760,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.cache.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        kernel = resolve_kernel(args.kernel, args.cache.resolve(), args.refresh, args.modules)
+        with open(args.cache / ".lock", "w") as lock:  # one fetch at a time per cache (parallel runs share it)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            kernel = resolve_kernel(args.kernel, args.cache.resolve(), args.refresh, args.modules)
+            busybox = find_busybox(args.cache.resolve())
         if time.monotonic() - t0 > 1:
             log(f"kernel ready in {time.monotonic() - t0:.1f} s")
         if args.fetch_only:
-            find_busybox(args.cache.resolve())
             print(kernel.vmlinuz)
             return 0
         mods = BOOT_MODULES + TEST_MODULES + [m for x in args.load for m in x.split(",") if m]
-        return run_vm(kernel, command, cache=args.cache.resolve(), timeout=args.timeout, smp=args.smp,
+        return run_vm(kernel, command, busybox=busybox, timeout=args.timeout, smp=args.smp,
                       mem=args.mem, modules=mods, env=env, cwd=args.cwd, verbose=args.verbose,
                       console_copy=args.console)
     except VMError as e:

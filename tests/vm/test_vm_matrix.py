@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 VMTEST = ROOT / "tools" / "vmtest.py"
 KERNELS = [k.strip() for k in os.environ.get("PYBPF_VM_KERNELS", "6.1").split(",") if k.strip()]
-TIMEOUT = float(os.environ.get("PYBPF_VM_TIMEOUT", 1800))
+TIMEOUT = float(os.environ.get("PYBPF_VM_TIMEOUT", "1800"))
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("PYBPF_VM") != "1", reason="kernel matrix VMs run only with PYBPF_VM=1"),
@@ -44,7 +44,8 @@ def vm(kernel: str, *command: str, env: tuple[str, ...] = ()) -> subprocess.Comp
     args = [sys.executable, str(VMTEST), kernel, "--timeout", str(TIMEOUT), "--cwd", str(ROOT)]
     for e in env:
         args += ["--env", e]
-    p = subprocess.run([*args, "--", *command], capture_output=True, text=True, timeout=TIMEOUT + 600)
+    p = subprocess.run([*args, "--", *command], capture_output=True, text=True, timeout=TIMEOUT + 600,
+                       check=False)
     sys.stderr.write(p.stderr)  # vmtest's progress lines (boot and command times) land in the test report
     return p
 

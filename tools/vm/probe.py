@@ -19,14 +19,15 @@ import os
 import resource
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pybpf.errors import KernelError  # noqa: E402
-from pybpf.sys import abi, syscall  # noqa: E402
-from pybpf.sys._cffi_abi import ffi  # noqa: E402
+from pybpf.errors import KernelError
+from pybpf.sys import abi, syscall
+from pybpf.sys._cffi_abi import ffi
 
 EVENT_SOURCES = Path("/sys/bus/event_source/devices")
 KPROBE_SYMBOLS = ("do_nanosleep", "__x64_sys_getpid", "do_sys_openat2")
@@ -45,15 +46,15 @@ ATTACH_FOR_TYPE = {
 # program types that cannot load without a BTF attach target: reported, not probed here
 NEEDS_TARGET = {"TRACING", "EXT", "LSM", "STRUCT_OPS"}
 
-# map type -> (key_size, value_size, max_entries, flags)
-MAP_PARAMS = {
-    "HASH": (4, 4, 1, 0), "ARRAY": (4, 4, 1, 0), "PROG_ARRAY": (4, 4, 1, 0), "PERF_EVENT_ARRAY": (4, 4, 1, 0),
-    "PERCPU_HASH": (4, 4, 1, 0), "PERCPU_ARRAY": (4, 4, 1, 0), "STACK_TRACE": (4, 8, 1, 0),
-    "CGROUP_ARRAY": (4, 4, 1, 0), "LRU_HASH": (4, 4, 1, 0), "LRU_PERCPU_HASH": (4, 4, 1, 0),
-    "LPM_TRIE": (8, 4, 1, "BPF_F_NO_PREALLOC"), "DEVMAP": (4, 4, 1, 0), "SOCKMAP": (4, 4, 1, 0),
-    "CPUMAP": (4, 4, 1, 0), "XSKMAP": (4, 4, 1, 0), "SOCKHASH": (4, 4, 1, 0), "DEVMAP_HASH": (4, 4, 1, 0),
-    "QUEUE": (0, 4, 1, 0), "STACK": (0, 4, 1, 0), "RINGBUF": (0, 0, 4096, 0), "BLOOM_FILTER": (0, 4, 1, 0),
-    "USER_RINGBUF": (0, 0, 4096, 0), "REUSEPORT_SOCKARRAY": (4, 4, 1, 0),
+# map type -> (key_size, value_size, max_entries, flags by name)
+MAP_PARAMS: dict[str, tuple[int, int, int, str]] = {
+    "HASH": (4, 4, 1, ""), "ARRAY": (4, 4, 1, ""), "PROG_ARRAY": (4, 4, 1, ""), "PERF_EVENT_ARRAY": (4, 4, 1, ""),
+    "PERCPU_HASH": (4, 4, 1, ""), "PERCPU_ARRAY": (4, 4, 1, ""), "STACK_TRACE": (4, 8, 1, ""),
+    "CGROUP_ARRAY": (4, 4, 1, ""), "LRU_HASH": (4, 4, 1, ""), "LRU_PERCPU_HASH": (4, 4, 1, ""),
+    "LPM_TRIE": (8, 4, 1, "BPF_F_NO_PREALLOC"), "DEVMAP": (4, 4, 1, ""), "SOCKMAP": (4, 4, 1, ""),
+    "CPUMAP": (4, 4, 1, ""), "XSKMAP": (4, 4, 1, ""), "SOCKHASH": (4, 4, 1, ""), "DEVMAP_HASH": (4, 4, 1, ""),
+    "QUEUE": (0, 4, 1, ""), "STACK": (0, 4, 1, ""), "RINGBUF": (0, 0, 4096, ""), "BLOOM_FILTER": (0, 4, 1, ""),
+    "USER_RINGBUF": (0, 0, 4096, ""), "REUSEPORT_SOCKARRAY": (4, 4, 1, ""),
 }
 
 
@@ -150,7 +151,7 @@ def attach_kprobe(retprobe: bool) -> str:
                 fcntl.ioctl(fd, abi.PERF_EVENT_IOC_SET_BPF, prog)
                 return "ok"
             except OSError as e:
-                return f"SET_BPF: {os.strerror(e.errno)}"
+                return f"SET_BPF: {os.strerror(e.errno or 0)}"
             finally:
                 closing(fd)
         return last
@@ -232,7 +233,7 @@ def kprobe_events() -> str:
             try:
                 os.write(fd, f"p:{group}/ev {sym}\n".encode())
             except OSError as e:
-                last = f"{sym}: {os.strerror(e.errno)}"
+                last = f"{sym}: {os.strerror(e.errno or 0)}"
                 continue
             os.write(fd, f"-:{group}/ev\n".encode())
             return "ok"
@@ -253,7 +254,7 @@ def guarded(fn: Callable[[], str]) -> str:
         return fn()
     except KernelError as e:
         return e.errno_name
-    except Exception as e:  # a probe must report, not crash the report
+    except Exception as e:  # noqa: BLE001 -- a probe must report, not crash the report
         return f"{type(e).__name__}: {e}"
 
 
