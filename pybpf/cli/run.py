@@ -12,7 +12,6 @@ from ._common import add_json
 from .load import _assignment, _value
 
 if TYPE_CHECKING:
-    from ..btf import BTF
     from ..maps.codec import Codec
     from ..tools.runner import Session
 
@@ -20,7 +19,7 @@ _EXAMPLES = """examples:
     pybpf run prog.bpf.o
     pybpf run execsnoop --set ignore_failed=0           # a prebuilt object, a .rodata knob set before load
     pybpf run xdp_drop --attach xdp_drop=eth1 --set drop_proto=17
-    pybpf run tcptracer --type events=tcp_event --json  # name the record type; JSON lines
+    pybpf run tcptracer --record events=tcp_event --json  # name the record type; JSON lines
 """
 
 
@@ -38,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="load and attach only this program (repeatable); default: every autoloaded program")
     p.add_argument("--attach", metavar="PROG=TARGET", type=_assignment, action="append", default=[],
                    help="attach PROG to TARGET (an interface for xdp/tc, a cgroup, another tracepoint...)")
-    p.add_argument("--type", metavar="MAP=STRUCT", type=_assignment, action="append", default=[],
-                   help="decode MAP's records as struct STRUCT of the object's BTF (default: guessed by size)")
+    p.add_argument("--record", metavar="MAP=TYPE", type=_assignment, action="append", default=[],
+                   help="decode the records of ring/perf buffer MAP as C type TYPE of the object's BTF (default: "
+                        "inferred from the output calls' record size, as pybpf gen does)")
     printk = p.add_mutually_exclusive_group()
     printk.add_argument("--no-printk", action="store_true", help="do not read bpf_printk output (trace_pipe)")
     printk.add_argument("--all-printk", action="store_true",
@@ -49,45 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def guess_record_type(btf: BTF, size: int) -> Any:
-    """The struct of ``btf`` a ``size``-byte record most likely is (perf records may carry up to 7 bytes of
-    padding), or None: named structs of that size that are not tracepoint contexts, preferring ``*event*``
-    names; None unless exactly one is left."""
-    from ..sys import abi
-
-    fits = [t for t in btf.types(abi.BTF_KIND_STRUCT)
-            if t.name and not t.name.startswith("trace_event_raw_") and t.size and 0 <= size - t.size < 8]
-    for group in ([t for t in fits if t.size == size], fits):
-        events = [t for t in group if "event" in t.name]
-        for pick in (events, group):
-            if len(pick) == 1:
-                return pick[0]
-    return None
-
-
 class RecordPrinter:
-    """Prints the records of one map: decoded with the named or guessed BTF struct (one codec per size),
-    else as hex."""
+    """Prints the records of one ring/perf buffer map: decoded with ``codec`` (the record's BTF type), or as
+    hex without one (or for a record too short for it)."""
 
-    def __init__(self, session: Session, map_name: str, type_name: str | None, json: bool):  # noqa: A002
-        self.map_name, self.json = map_name, json
-        self.btf = session.obj.spec.btf
-        self.fixed: Codec | None = session.codec(type_name) if type_name else None
-        self._by_size: dict[int, Codec | None] = {}
-
-    def _codec(self, size: int) -> Codec | None:
-        if self.fixed is not None:
-            return self.fixed if size >= self.fixed.size else None
-        if size not in self._by_size:
-            from ..maps.btfcodec import btf_codec
-
-            t = guess_record_type(self.btf, size) if self.btf is not None else None
-            self._by_size[size] = btf_codec(self.btf, t) if t is not None else None
-        return self._by_size[size]
+    def __init__(self, map_name: str, codec: Codec | None, json: bool):  # noqa: A002
+        self.map_name, self.codec, self.json = map_name, codec, json
 
     def __call__(self, record: Any) -> None:
-        codec = self._codec(len(record))
-        value = codec.unpack_from(record, 0) if codec is not None else None
+        codec = self.codec
+        value = codec.unpack_from(record, 0) if codec is not None and len(record) >= codec.size else None
         if self.json:
             from ._common import _jsonable
 
@@ -113,12 +84,23 @@ def _describe_links(session: Session) -> list[dict[str, Any]]:
     return out
 
 
+def _announce(s: Session, json: bool) -> None:  # noqa: A002
+    """Say what is attached (the programs' and links' ids in JSON, for checking nothing is left later)."""
+    links = _describe_links(s)
+    if json:
+        emit_json({"kind": "attached", "object": s.obj.name, "links": links})
+    else:
+        what = ", ".join(f"{d['program']} ({' '.join(filter(None, (d['kind'], d['target'])))})" for d in links)
+        print(f"pybpf: {s.obj.name}: attached {what or 'nothing'}; Ctrl-C to stop", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, attach, stream until Ctrl-C or ``--duration``, detach."""
+    from ..gen.skeleton import ring_records
+    from ..maps.btfcodec import btf_codec
     from ..sys import abi
     from ..tools.runner import Session
 
-    types = dict(args.type)
     try:
         session = Session(args.object, globals={k: _value(v) for k, v in args.set}, programs=args.program,
                           targets=dict(args.attach))
@@ -127,23 +109,18 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise ValueError(f"{e} (with pybpf run: --attach PROG=TARGET)") from None
     with session as s:
-        unknown = set(types) - set(s.obj.maps)
-        if unknown:
-            raise ValueError(f"--type names no map of the object: {', '.join(sorted(unknown))}")
-        for name, m in s.obj.maps.items():
-            if m.type == abi.BPF_MAP_TYPE_RINGBUF:
-                s.ring(name, RecordPrinter(s, name, types.get(name), args.json))
-            elif m.type == abi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-                s.perf(name, RecordPrinter(s, name, types.get(name), args.json), lost=_lost(name, args.json))
+        for name, record in ring_records(s.obj.spec, dict(args.record)).items():
+            codec = btf_codec(s.btf, record.type_id) if record.type_id else None
+            if codec is None and not args.json:
+                print(f"pybpf: {name}: records printed as hex: {record.why}", file=sys.stderr)
+            show = RecordPrinter(name, codec, args.json)
+            if s.obj.maps[name].type == abi.BPF_MAP_TYPE_RINGBUF:
+                s.ring(name, show)
+            else:
+                s.perf(name, show, lost=_lost(name, args.json))
         if not args.no_printk:
             s.printk(_printk(args.json), only_own=not args.all_printk)
-        links = _describe_links(s)
-        if args.json:
-            emit_json({"kind": "attached", "object": s.obj.name, "links": links})
-        else:
-            what = ", ".join(f"{d['program']} ({' '.join(filter(None, (d['kind'], d['target'])))})" for d in links)
-            print(f"pybpf: {s.obj.name}: attached {what or 'nothing'}; Ctrl-C to stop", file=sys.stderr, flush=True)
-        s.run(duration=args.duration)
+        s.run(ready=lambda: _announce(s, args.json), duration=args.duration)
     if args.json:
         emit_json({"kind": "detached", "object": s.obj.name})
     else:

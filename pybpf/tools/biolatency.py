@@ -126,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
                     finished = True
                     s.stop()
 
-        out.header("Tracing block device I/O... Hit Ctrl-C to end.")
-        s.run(interval=args.interval, tick=tick)
+        s.run(ready=lambda: out.header("Tracing block device I/O... Hit Ctrl-C to end."), interval=args.interval,
+              tick=tick)
         if not finished:
             show()
     return 0

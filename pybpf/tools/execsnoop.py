@@ -98,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
         if args.print_uid:
             head.append(f"{'UID':<6}")
         head.append(f"{'PCOMM':<16} {'PID':<7} {'PPID':<7} {'RET':>3} ARGS")
-        out.header(" ".join(head))
-        s.run()
+        s.run(ready=lambda: out.header(" ".join(head)))
     return 0
 
 

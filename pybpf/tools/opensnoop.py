@@ -112,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
         if args.extended_fields:
             head.append(f"{'FLAGS':<8}")
         head.append("PATH")
-        out.header(" ".join(head))
-        s.run(duration=args.duration)
+        s.run(ready=lambda: out.header(" ".join(head)), duration=args.duration)
     return 0
 
 

@@ -82,10 +82,14 @@ class Session:
                  netns: str | None = None):
         from ..loader import load
 
-        self.obj: Object = load(object_path(source), globals=globals, programs=programs)
+        self._sigterm = _trap_sigterm()  # SIGTERM now unwinds like Ctrl-C, so close() always runs
+        try:
+            self.obj: Object = load(object_path(source), globals=globals, programs=programs)
+        except BaseException:
+            _restore_sigterm(self._sigterm)
+            raise
         self.links: dict[str, Link] = {}
         self.skipped: dict[str, str] = {}
-        self._readers: list[Any] = []
         self._poller: Any = None
         self._trace: TracePipe | None = None
         self._on_line: Callable[[TraceLine], Any] | None = None
@@ -181,13 +185,14 @@ class Session:
         """Make :meth:`run` return after the current batch of events."""
         self._stopping = True
 
-    def run(self, *, interval: float | None = None, tick: Callable[[], Any] | None = None,
-            duration: float | None = None) -> None:
-        """Poll every source until Ctrl-C, SIGTERM, :meth:`stop` (or a callback raising :class:`Stop`), or
-        ``duration`` seconds; call ``tick()`` every ``interval`` seconds."""
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    def run(self, *, ready: Callable[[], Any] | None = None, interval: float | None = None,
+            tick: Callable[[], Any] | None = None, duration: float | None = None) -> None:
+        """Call ``ready()`` (say the tool is ready: a Ctrl-C from then on ends the run normally), then poll every
+        source until Ctrl-C, SIGTERM, :meth:`stop` (or a callback raising :class:`Stop`), or ``duration``
+        seconds; call ``tick()`` every ``interval`` seconds."""
         try:
+            if ready is not None:
+                ready()
             for _ in self._rounds(interval, duration):
                 if tick is not None:
                     tick()
@@ -195,9 +200,6 @@ class Session:
                     break
         except (KeyboardInterrupt, Stop):
             pass
-        finally:
-            if main:
-                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
     def _rounds(self, interval: float | None, duration: float | None) -> Iterator[None]:
         """Wait for and deliver events; yield whenever ``interval`` has passed; return after ``duration``."""
@@ -238,6 +240,8 @@ class Session:
         if self._trace is not None:
             self._trace.close()
         self.obj.close()
+        _restore_sigterm(self._sigterm)
+        self._sigterm = None
 
     def __enter__(self) -> Session:
         return self
@@ -247,8 +251,22 @@ class Session:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM handler during :meth:`Session.run`: end the run as Ctrl-C does."""
+    """SIGTERM handler while a :class:`Session` is open: unwind as Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+def _trap_sigterm() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt; return the handler to restore (None off the main thread, where
+    signals cannot be handled and nothing is changed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    return previous if previous is not None else signal.SIG_DFL
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Printer:

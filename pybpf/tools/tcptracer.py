@@ -106,14 +106,12 @@ def run(args: argparse.Namespace) -> int:
             out.event(f"lost {count} events on CPU {cpu}", {"type": "lost", "cpu": cpu, "count": count})
 
         s.perf("events", event, decode=s.codec("tcp_event"), lost=lost)
-        if not args.json:
-            print(f"Tracing TCP established connections ({kind}). Ctrl-C to end.", flush=True)
         head = [f"{'TIME(s)':<9}"] if args.timestamp else []
         head.append(f"{'T':<2} {'PID':<6} {'COMM':<16} {'IP':<2} {'SADDR':<16} {'DADDR':<16} {'SPORT':<6} {'DPORT':<6}")
         if args.verbose:
             head.append(f"{'NETNS':<10} {'UID':<6} FD")
-        out.header(" ".join(head))
-        s.run()
+        banner = f"Tracing TCP established connections ({kind}). Ctrl-C to end.\n" + " ".join(head)
+        s.run(ready=lambda: out.header(banner))
     return 0
 
 

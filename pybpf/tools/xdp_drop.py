@@ -81,10 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.verbose:
             s.printk(dropped)
-        out.header(f"Dropping IP protocol {args.proto} on {args.iface} (XDP via {link.mechanism}). "
-                   "Ctrl-C to end.")
-        out.header(f"{'TIME':<8} {'PASSED':>12} {'DROPPED':>12}")
-        s.run(interval=args.interval, tick=counters, duration=args.duration)
+        banner = (f"Dropping IP protocol {args.proto} on {args.iface} (XDP via {link.mechanism}). Ctrl-C to end.\n"
+                  f"{'TIME':<8} {'PASSED':>12} {'DROPPED':>12}")
+        s.run(ready=lambda: out.header(banner), interval=args.interval, tick=counters, duration=args.duration)
         counters()
     return 0
 

@@ -55,7 +55,7 @@ def test_ring_records_decoded_from_btf(tmp_path: Path, uniq: str) -> None:
         tool.kill()
 
 
-def test_perf_records_guessed_type_json() -> None:
+def test_perf_records_inferred_type_json() -> None:
     tool = ToolProcess("pybpf", "run", "tcptracer", "--json", "--no-printk")
     try:
         progs, links = _ids(tool.next_json(lambda e: e["kind"] == "attached"))
@@ -85,8 +85,8 @@ def test_sigterm_detaches_too() -> None:
     assert not gone("prog", progs) and not gone("link", links)
 
 
-def test_duration_and_explicit_type() -> None:
-    r = subprocess.run([sys.executable, "-m", "pybpf", "run", "execsnoop", "--type", "events=exec_event",
+def test_duration_and_explicit_record_type() -> None:
+    r = subprocess.run([sys.executable, "-m", "pybpf", "run", "execsnoop", "--record", "events=struct exec_event",
                         "--duration", "0.5"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[-1] == "pybpf: execsnoop: detached"
@@ -96,7 +96,8 @@ def test_duration_and_explicit_type() -> None:
     (["/nonexistent/x.o"], "pybpf: error: /nonexistent/x.o: cannot read"),
     (["xdp_drop"], "(with pybpf run: --attach PROG=TARGET)"),
     (["hello", "--set", "nosuch=1"], "no global variable 'nosuch'"),
-    (["execsnoop", "--type", "nosuch=exec_event"], "--type names no map of the object: nosuch"),
+    (["execsnoop", "--record", "nosuch=exec_event"], "--record names nosuch, which is not a ring or perf buffer map"),
+    (["execsnoop", "--record", "events=nosuch"], "no struct, union or enum 'nosuch'"),
 ])
 def test_errors_are_one_line(args: list[str], message: str) -> None:
     r = subprocess.run([sys.executable, "-m", "pybpf", "run", *args], capture_output=True, text=True, timeout=60)
