@@ -462,27 +462,37 @@ class BTF:
             raise BTFError(f"type [{start.id}]: size {nelems * size} overflows 32 bits")
         return nelems * size
 
-    def align_of(self, t: int | Type, _depth: int = 0) -> int:
-        """Alignment in bytes (libbpf's ``btf__align_of``: 1 for packed structs)."""
+    def align_of(self, t: int | Type, cache: dict[int, int] | None = None, _depth: int = 0) -> int:
+        """Alignment in bytes (libbpf's ``btf__align_of``: 1 for packed structs).  ``cache`` (a dict kept by
+        the caller while the types do not change) saves recomputing nested structs."""
         t = self._t(t)
+        if cache is not None:
+            hit = cache.get(t.id)
+            if hit is not None:
+                return hit
         if _depth > MAX_CHAIN:
             raise BTFError(f"type [{t.id}]: nesting deeper than {MAX_CHAIN} while computing alignment (cyclic?)")
         k = t.kind
         if k in (abi.BTF_KIND_INT, abi.BTF_KIND_ENUM, abi.BTF_KIND_ENUM64, abi.BTF_KIND_FLOAT):
-            return max(1, min(self.ptr_size, t.size))  # type: ignore[attr-defined]
-        if k == abi.BTF_KIND_PTR:
-            return self.ptr_size
-        if k in _MODS_TYPEDEF or k == abi.BTF_KIND_ARRAY:
-            return self.align_of(t.type, _depth + 1)
-        if isinstance(t, _Composite):
-            best = 1
+            align = max(1, min(self.ptr_size, t.size))  # type: ignore[attr-defined]
+        elif k == abi.BTF_KIND_PTR:
+            align = self.ptr_size
+        elif k in _MODS_TYPEDEF or k == abi.BTF_KIND_ARRAY:
+            align = self.align_of(t.type, cache, _depth + 1)
+        elif isinstance(t, _Composite):
+            align = 1
             for m in t.members:
-                a = self.align_of(m.type_id, _depth + 1)
-                best = max(best, a)
+                a = self.align_of(m.type_id, cache, _depth + 1)
                 if not m.bitfield_size and m.bit_offset % (8 * a):
-                    return 1
-            return 1 if t.size % best else best
-        raise BTFError(f"type [{t.id}] {t.kind_name} has no alignment")
+                    align = 0  # a member its alignment does not allow: packed
+                    break
+                align = max(align, a)
+            align = 1 if not align or t.size % align else align
+        else:
+            raise BTFError(f"type [{t.id}] {t.kind_name} has no alignment")
+        if cache is not None:
+            cache[t.id] = align
+        return align
 
     def field(self, t: int | Type | str, path: str) -> Field:
         """Locate ``path`` (``"a.b.c"``; anonymous struct/union members are searched through, like C) in the

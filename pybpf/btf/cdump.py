@@ -52,6 +52,7 @@ class CDumper:
         self._ordering: set[int] = set()
         self._names: dict[int, str] = {}
         self._counts: dict[tuple[str, str], int] = {}
+        self._aligns: dict[int, int] = {}
 
     # ---- names ---------------------------------------------------------------------------------------
 
@@ -235,7 +236,7 @@ class CDumper:
 
     def _align(self, t: Type | int) -> int:
         try:
-            return self.btf.align_of(t)
+            return self.btf.align_of(t, self._aligns)
         except BTFError:
             return 1
 
