@@ -135,14 +135,14 @@ class Rtnl:
         (err,) = struct.unpack_from("=i", body)
         if err == 0:
             return
-        detail = what
+        detail, hint = what, None
         if flags & abi.NLM_F_ACK_TLVS:
             orig_len = _NLMSGHDR.size if flags & abi.NLM_F_CAPPED else _NLMSGHDR.unpack_from(body, 4)[0]
             tlvs = parse_attrs(body[4 + _align(orig_len):])
             msg = tlvs.get(abi.NLMSGERR_ATTR_MSG, b"").rstrip(b"\0").decode(errors="replace")
-            if msg:
-                detail = f"{what}: {msg}" if what else msg
-        raise kernel_error(f"netlink {_MSG_NAMES.get(msg_type, msg_type)}", -err, detail)
+            if msg:  # the kernel's own explanation replaces pybpf's generic hint
+                detail, hint = (f"{what}: {msg}" if what else msg), ""
+        raise kernel_error(f"netlink {_MSG_NAMES.get(msg_type, msg_type)}", -err, detail, hint)
 
     def request(self, msg_type: int, flags: int, body: bytes, what: str = "") -> list[tuple[int, int, bytes]]:
         """Send one request (NLM_F_REQUEST | NLM_F_ACK | ``flags``); return the replies before the ACK as

@@ -17,7 +17,7 @@ from linkprogs import counter_map, icmp_dropper, load_counter
 import pybpf
 from pybpf.link import (attach_cgroup, attach_netfilter, attach_netns, attach_reuseport, attach_socket,
                         attach_sockmap, attach_tc, attach_xdp, xdp_query)
-from pybpf.sys import abi, fs, syscall
+from pybpf.sys import abi, fs, netlink, syscall
 from pybpf.sys.netns import entered
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
@@ -313,3 +313,15 @@ def test_netfilter_local_in_drop(netpair: tuple[str, str]) -> None:
             assert not ping(a, B_ADDR)
             assert m[0] >= 1
         assert ping(a, B_ADDR, count=3)
+
+
+def test_netlink_errors_carry_the_kernels_message(netpair: tuple[str, str]) -> None:
+    """No clsact qdisc yet: the kernel's extended ACK says what is missing, and the error shows it."""
+    a, _ = netpair
+    prog, m = load_counter("sched_cls")
+    with prog, m:
+        with entered(a):
+            rtnl, index = netlink.Rtnl(), netlink.ifindex(a)
+        with rtnl, pytest.raises(pybpf.KernelError) as ei:
+            rtnl.bpf_filter_add(index, abi.TC_H_CLSACT & 0xFFFF0000 | abi.TC_H_MIN_INGRESS, prog.fd, "t")
+    assert ei.value.errno_name == "EINVAL" and "Qdisc" in str(ei.value)
