@@ -631,14 +631,20 @@ class Map:
         if self._batch_ok:
             kbuf, vbuf, _, _ = self._batch_buffers(len(pairs))
             kb, vb = syscall.ffi.buffer(kbuf), syscall.ffi.buffer(vbuf)
-            kpack, vsize = self.key_codec.pack_into, self._ops.value_size
-            vput = self._put_value
-            value_buf = self._ops.value_buf
+            kpack, ks, vsize = self.key_codec.pack_into, self.key_size, self._ops.value_size
+            i = 0
             try:
-                for i, (k, v) in enumerate(pairs):
-                    kpack(kb, i * self.key_size, k)
-                    vput(v)
-                    vb[i * vsize:(i + 1) * vsize] = value_buf
+                if self.percpu:  # the per-CPU layout is built in the element buffer, then copied
+                    put, value_buf = self._put_value, self._ops.value_buf
+                    for i, (k, v) in enumerate(pairs):
+                        kpack(kb, i * ks, k)
+                        put(v)
+                        vb[i * vsize:(i + 1) * vsize] = value_buf
+                else:
+                    vpack = self.value_codec.pack_into
+                    for i, (k, v) in enumerate(pairs):
+                        kpack(kb, i * ks, k)
+                        vpack(vb, i * vsize, v)
             except _BAD_INPUT as e:
                 raise self._bad("key or value", pairs[i], e) from None
             try:
