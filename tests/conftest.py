@@ -24,6 +24,11 @@ def kernel_skip(reason: str, feature: str | None = None) -> None:
     pytest.skip(reason)
 
 
+def pytest_bpf_absent_features(config: pytest.Config) -> set[str]:
+    """The pybpf pytest plugin's markers follow the same list of features absent on this host."""
+    return ABSENT_HERE
+
+
 @pytest.fixture
 def require_root() -> None:
     """Skip (or fail under PYBPF_REQUIRE_KERNEL=1) unless we may use bpf()."""

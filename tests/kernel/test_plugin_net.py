@@ -3,16 +3,12 @@ prebuilt XDP, tc (tcx) and socket-filter programs and assembler-built ones, ``ru
 packets from pybpf.testing.packets, and ``assert_map`` checks the counters the programs keep."""
 from __future__ import annotations
 
-import importlib.metadata
 from typing import Any, Callable
 
 import pytest
 
 from pybpf import prebuilt
 from pybpf.testing import assert_map, packets, run
-
-if not any(ep.value == "pybpf.testing.plugin" for ep in importlib.metadata.entry_points(group="pytest11")):
-    pytest_plugins = ["pybpf.testing.plugin"]  # until the pytest11 entry point is installed
 
 pytestmark = [pytest.mark.kernel, pytest.mark.bpf_root]
 

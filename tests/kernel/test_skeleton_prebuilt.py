@@ -3,7 +3,6 @@ back typed values equal to what the untyped API decodes; .rodata is settable bef
 .data/.bss are live; ring buffer records arrive as the generated record type, equal to the untyped decode."""
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import subprocess
 from types import ModuleType
@@ -21,9 +20,6 @@ from pybpf.maps.map import Map
 from pybpf.maps.ringbuf import RingBuffer
 from pybpf.program import Program
 from pybpf.testing import packets, run
-
-if not any(ep.value == "pybpf.testing.plugin" for ep in importlib.metadata.entry_points(group="pytest11")):
-    pytest_plugins = ["pybpf.testing.plugin"]  # until the pytest11 entry point is installed
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
 
