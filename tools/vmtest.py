@@ -512,7 +512,7 @@ mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+[ "@TMPFS_TMP@" = 1 ] && mount -t tmpfs -o mode=1777 tmpfs $R/tmp  # not when the project or cache is in /tmp
 mount -t tmpfs -o mode=0755 tmpfs $R/run
 mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
@@ -547,6 +547,10 @@ def _host_cgroup2() -> str:
     return "/sys/fs/cgroup"
 
 
+def _under_tmp(path: str) -> bool:
+    return os.path.realpath(path or "/").startswith("/tmp/")
+
+
 def build_initramfs(path: Path, busybox: Path, kernel: Kernel, modules: list[str], env: dict[str, str],
                     cwd: str, command: list[str]) -> None:
     c = Cpio()
@@ -560,7 +564,8 @@ def build_initramfs(path: Path, busybox: Path, kernel: Kernel, modules: list[str
         names.append(name)
     moddir = str(kernel.modules) if kernel.modules else ""
     init = (INIT.replace("@CTL@", CTL).replace("@MODULES@", " ".join(names))
-            .replace("@MODDIR@", moddir).replace("@CGROUP2@", _host_cgroup2()).replace("@RELEASE@", kernel.release)
+            .replace("@MODDIR@", moddir).replace("@CGROUP2@", _host_cgroup2())
+            .replace("@TMPFS_TMP@", "0" if any(_under_tmp(x) for x in (cwd, moddir, *command[:1])) else "1").replace("@RELEASE@", kernel.release)
             .replace("@ENV@", " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())))
     c.file("init", init.encode(), 0o755)
     cmd = f"cd {shlex.quote(cwd)} || exit 125\nexec {shlex.join(command)}\n"
