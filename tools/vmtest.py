@@ -582,8 +582,10 @@ def virtiofsd_cmd(sock: Path) -> list[str]:
     if os.environ.get("PYBPF_VM_VIRTIOFSD"):
         rust = os.environ["PYBPF_VM_VIRTIOFSD"]
     if rust and Path(rust).exists() and not rust.startswith("/usr/lib/qemu/"):
-        return [rust, f"--socket-path={sock}", "--shared-dir=/", "--sandbox=chroot", "--cache=always",
-                "--readonly"]
+        # the Rust virtiofsd (trixie and later; untested here: bookworm has only qemu's C one)
+        cmd = [rust, f"--socket-path={sock}", "--shared-dir=/", "--sandbox=chroot", "--cache=always"]
+        helptext = subprocess.run([rust, "--help"], capture_output=True, text=True, check=False).stdout
+        return cmd + (["--readonly"] if "--readonly" in helptext else [])
     c = "/usr/lib/qemu/virtiofsd"
     if Path(c).exists():
         return [c, f"--socket-path={sock}", "-o", "source=/", "-o", "sandbox=chroot", "-o", "cache=always",
