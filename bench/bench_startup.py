@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "packaging"))
-from test_wheel import Venv, build_venv  # noqa: E402
+from test_wheel import Venv, build_venv
 
 BCC_PACKAGES = ("python3-bpfcc", "libbpfcc", "libbpf1", "libclang-cpp14", "libllvm14", "libelf1")
 BCC_PYTHON = "/usr/bin/python3"

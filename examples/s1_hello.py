@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-import pybpf
 from pybpf.prebuilt import path as prebuilt
+
+import pybpf
 from pybpf.trace_pipe import TracePipe
 
 

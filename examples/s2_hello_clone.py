@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 
+from pybpf.prebuilt import path as prebuilt
+
 import pybpf
 from pybpf.errors import NotFound
-from pybpf.prebuilt import path as prebuilt
 from pybpf.sys import probes
 from pybpf.trace_pipe import TracePipe
 

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 
-import pybpf
 from pybpf.prebuilt import path as prebuilt
+
+import pybpf
 from pybpf.trace_pipe import TracePipe
 
 DEMO_SIZE = 4242  # an unusual write size, to recognise the demo's write

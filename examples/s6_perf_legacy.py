@@ -17,8 +17,9 @@ import subprocess
 import sys
 from typing import Any
 
-import pybpf
 from pybpf.prebuilt import path as prebuilt
+
+import pybpf
 
 DEMO_SIZE = 4242
 # the demo's watched process: waits for a line, then writes DEMO_SIZE bytes once

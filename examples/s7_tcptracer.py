@@ -18,9 +18,10 @@ import os
 import socket
 from typing import Any
 
+from pybpf.prebuilt import path as prebuilt
+
 import pybpf
 from pybpf.errors import NotFound
-from pybpf.prebuilt import path as prebuilt
 from pybpf.tools.tcptracer import EVENT_NAMES, address, choose_kind
 
 OBJECTS = {"kprobe": "tcptracer_kprobe", "tracepoint": "tcptracer"}

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pybpf
 from pybpf.prebuilt import path as prebuilt
+
+import pybpf
 
 CALLS = 3
 

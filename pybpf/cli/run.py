@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BPFError
 from ._common import add_json
@@ -53,7 +54,7 @@ class RecordPrinter:
     """Prints the records of one ring/perf buffer map: decoded with ``codec`` (the record's BTF type), or as
     hex without one (or for a record too short for it)."""
 
-    def __init__(self, map_name: str, codec: Codec | None, json: bool):  # noqa: A002
+    def __init__(self, map_name: str, codec: Codec | None, json: bool):
         self.map_name, self.codec, self.json = map_name, codec, json
 
     def __call__(self, record: Any) -> None:
@@ -84,7 +85,7 @@ def _describe_links(session: Session) -> list[dict[str, Any]]:
     return out
 
 
-def _announce(s: Session, json: bool) -> None:  # noqa: A002
+def _announce(s: Session, json: bool) -> None:
     """Say what is attached (the programs' and links' ids in JSON, for checking nothing is left later)."""
     links = _describe_links(s)
     if json:
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lost(map_name: str, json: bool) -> Callable[[int, int], None]:  # noqa: A002
+def _lost(map_name: str, json: bool) -> Callable[[int, int], None]:
     def lost(cpu: int, count: int) -> None:
         if json:
             emit_json({"kind": "lost", "map": map_name, "cpu": cpu, "count": count})
@@ -137,7 +138,7 @@ def _lost(map_name: str, json: bool) -> Callable[[int, int], None]:  # noqa: A00
     return lost
 
 
-def _printk(json: bool) -> Callable[[Any], None]:  # noqa: A002
+def _printk(json: bool) -> Callable[[Any], None]:
     def line(ln: Any) -> None:
         if json:
             emit_json({"kind": "printk", "task": ln.task, "pid": ln.pid, "cpu": ln.cpu, "timestamp": ln.timestamp,

@@ -11,9 +11,9 @@ is built in the kernel) and prints it on Ctrl-C, or every INTERVAL seconds COUNT
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .runner import Printer, Session, tool_main
 

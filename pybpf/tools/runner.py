@@ -17,8 +17,9 @@ import select
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..btf import BTF
@@ -76,7 +77,7 @@ class Session:
     ``attach_options[name]`` as keywords (``mode="skb"``...).  Programs named in ``optional`` may fail to attach because their hook does not exist here; they are listed in ``skipped``.
     ``netns`` names a network namespace to attach in (network hooks)."""
 
-    def __init__(self, source: str | os.PathLike[str], *, globals: Mapping[str, Any] | None = None,  # noqa: A002
+    def __init__(self, source: str | os.PathLike[str], *, globals: Mapping[str, Any] | None = None,
                  programs: Iterable[str] | None = None, targets: Mapping[str, Any] | None = None,
                  attach_options: Mapping[str, Mapping[str, Any]] | None = None, optional: Iterable[str] = (),
                  netns: str | None = None):
@@ -273,7 +274,7 @@ class Printer:
     """Tool output: text lines (with a header) or, with ``json``, one JSON object per event; flushed per line
     so a pipe sees each event as it happens."""
 
-    def __init__(self, json: bool = False):  # noqa: A002 - the option's name
+    def __init__(self, json: bool = False):
         self.json = json
 
     def header(self, text: str) -> None:

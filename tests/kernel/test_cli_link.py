@@ -5,13 +5,13 @@ import json
 import os
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
+from pybpf.prebuilt import path as prebuilt
 from toolrun import gone
 
 from pybpf.loader import load
-from pybpf.prebuilt import path as prebuilt
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
 

@@ -66,9 +66,9 @@ def test_text_histogram_per_disk(tmp_path: Path, uniq: str) -> None:
         text = "\n".join(tool.seen)
         if f"disk = {disk}" not in text:
             kernel_skip(f"no block I/O seen on {disk}: the block tracepoints do not fire here")
-        assert re.search(r"^\d\d:\d\d:\d\d", text, re.M)
-        assert re.search(r"^     msecs               : count     distribution$", text, re.M)
-        assert re.search(r"^ {9}0 -> 1 {10}: \d+ +\|[* ]{40}\|$", text, re.M)
+        assert re.search(r"^\d\d:\d\d:\d\d", text, re.MULTILINE)
+        assert re.search(r"^     msecs               : count     distribution$", text, re.MULTILINE)
+        assert re.search(r"^ {9}0 -> 1 {10}: \d+ +\|[* ]{40}\|$", text, re.MULTILINE)
     finally:
         tool.kill()
 

@@ -28,7 +28,7 @@ def _kprobes() -> bool:
 
 
 def test_s1_hello() -> None:
-    assert re.search(r"pybpf-hello: Hello, World! \(execve from pid \d+\)$", example("s1_hello.py", "--demo"), re.M)
+    assert re.search(r"pybpf-hello: Hello, World! \(execve from pid \d+\)$", example("s1_hello.py", "--demo"), re.MULTILINE)
 
 
 def test_s2_hello_clone() -> None:
@@ -36,7 +36,7 @@ def test_s2_hello_clone() -> None:
 
 
 def test_s3_write_watch() -> None:
-    assert re.search(r"^pybpf-write: pid \d+ fd \d+ count 4242$", example("s3_write_watch.py", "--demo"), re.M)
+    assert re.search(r"^pybpf-write: pid \d+ fd \d+ count 4242$", example("s3_write_watch.py", "--demo"), re.MULTILINE)
 
 
 def test_s4_write_watch_kprobe() -> None:
@@ -47,8 +47,8 @@ def test_s4_write_watch_kprobe() -> None:
 
 def test_s6_perf_legacy() -> None:
     out = example("s6_perf_legacy.py", "--demo")
-    assert re.search(r"^cpu \d+: pid (\d+) tid \1 comm '\S+' write\(fd=\d+, count=4242\)$", out, re.M)
-    assert re.search(r"^lost samples: \d+$", out, re.M)
+    assert re.search(r"^cpu \d+: pid (\d+) tid \1 comm '\S+' write\(fd=\d+, count=4242\)$", out, re.MULTILINE)
+    assert re.search(r"^lost samples: \d+$", out, re.MULTILINE)
 
 
 def test_s7_tcptracer() -> None:

@@ -44,7 +44,7 @@ def test_failed_only_json(tmp_path: Path, uniq: str) -> None:
         tool.wait_stderr("PATH")
         os.close(os.open(present, os.O_RDONLY))  # succeeds: not reported with -x
         with pytest.raises(FileNotFoundError):
-            open(missing)
+            os.open(missing, os.O_RDONLY)
         e = tool.next_json(lambda e: uniq in e["path"])
         assert (e["path"], e["fd"], e["err"], e["pid"]) == (str(missing), -1, errno.ENOENT, os.getpid())
         assert not any(uniq in json.loads(ln)["path"] for ln in tool.seen[:-1])

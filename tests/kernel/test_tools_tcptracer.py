@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 from conftest import kernel_skip
@@ -64,7 +65,7 @@ def test_text_output_and_fd_install() -> None:
         accept = tool.next_line(lambda ln: ln.startswith("A ") and ln.split()[6:8] == [str(sport), str(cport)])
         installed = tool.next_line(lambda ln: ln.startswith("F ") and ln.split()[6] == str(sport))
         assert accept.split()[-1] == installed.split()[-1] == str(fd)
-        assert accept.split()[1:3] == [str(os.getpid()), open("/proc/self/comm").read().strip()[:16]]
+        assert accept.split()[1:3] == [str(os.getpid()), Path("/proc/self/comm").read_text().strip()]
     finally:
         assert tool.interrupt() == 0
         tool.kill()

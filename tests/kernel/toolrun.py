@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DEADLINE = 30.0  # seconds to wait for something that must happen: a failure, not a measurement
 
