@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(q)
     q.set_defaults(func=cmd_dump)
     q = ps.add_parser("pin", help="pin a program in bpffs")
-    q.add_argument("prog", nargs=2, metavar=("HOW", "WHAT"), help="PROG")
+    q.add_argument("prog", nargs=2, metavar="PROG", help="id ID | pinned FILE | name NAME | tag TAG (two words)")
     q.add_argument("path", help="path inside a bpffs mount")
     q.set_defaults(func=cmd_pin)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
