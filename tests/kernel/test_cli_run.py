@@ -103,10 +103,3 @@ def test_errors_are_one_line(args: list[str], message: str) -> None:
     r = subprocess.run([sys.executable, "-m", "pybpf", "run", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and message in r.stderr and "Traceback" not in r.stderr
-
-
-@pytest.mark.parametrize("command", [["run"], ["trace-pipe"], ["link"], ["link", "list"], ["link", "show"],
-                                     ["link", "detach"], ["link", "pin"]])
-def test_help(command: list[str]) -> None:
-    r = subprocess.run([sys.executable, "-m", "pybpf", *command, "--help"], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.startswith("usage: pybpf " + " ".join(command))
