@@ -103,3 +103,13 @@ def test_errors_are_one_line(args: list[str], message: str) -> None:
     r = subprocess.run([sys.executable, "-m", "pybpf", "run", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_only_the_programs_asked_for() -> None:
+    r = subprocess.run([sys.executable, "-m", "pybpf", "run", "opensnoop", "--json", "--duration", "0.2",
+                        "--program", "tracepoint__syscalls__sys_enter_openat",
+                        "--program", "tracepoint__syscalls__sys_exit_openat"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    attached = json.loads(r.stdout.splitlines()[0])
+    assert [d["target"] for d in attached["links"]] == ["syscalls/sys_enter_openat", "syscalls/sys_exit_openat"]
