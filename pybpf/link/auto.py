@@ -59,8 +59,10 @@ def _by_section(prog: Program, kind: str, spec: str, is_return: bool, session: b
                                       **options)
     if kind == "raw_tp":
         return tracing.attach_raw_tracepoint(prog, _need(spec, prog, "a raw tracepoint", "'sched_switch'"), **options)
-    if kind in ("trace", "lsm"):
+    if kind == "trace":
         return tracing.attach_trace(prog, **options)
+    if kind == "lsm":
+        return tracing.attach_lsm(prog, **options)
     if kind == "iter":
         return tracing.attach_iter(prog, **options)
     if kind == "kprobe":

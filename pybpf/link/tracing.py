@@ -5,7 +5,7 @@ import errno as _errno
 import io
 from typing import TYPE_CHECKING
 
-from ..errors import KernelError
+from ..errors import KernelError, NotSupported
 from ..sys import abi, syscall
 from ..sys.fd import FD
 from .base import Link, open_path
@@ -33,6 +33,8 @@ def attach_trace(prog: Program, *, cookie: int = 0) -> Link:
     LINK_CREATE does not take tracing programs (EINVAL), as libbpf falls back."""
     kind = _TRACE_KINDS.get(prog.expected_attach_type, "freplace" if prog.type == abi.BPF_PROG_TYPE_EXT else "trace")
     target = prog.attach_to
+    if kind == "lsm":
+        _require_bpf_lsm()
     if prog.expected_attach_type in _TRACE_KINDS:
         try:
             fd = syscall.link_create(prog.fd, 0, prog.expected_attach_type, tracing={"cookie": cookie})
@@ -41,6 +43,22 @@ def attach_trace(prog: Program, *, cookie: int = 0) -> Link:
             if e.errno != _errno.EINVAL or cookie:
                 raise
     return Link(syscall.raw_tracepoint_open(prog.fd, None, cookie), kind, target=target)
+
+
+LSM_LIST = "/sys/kernel/security/lsm"
+
+
+def _require_bpf_lsm() -> None:
+    """The kernel accepts BPF LSM links even when the BPF LSM is not active, and the program never runs:
+    say so instead (when securityfs tells)."""
+    try:
+        with open(LSM_LIST) as f:
+            active = f.read().strip().split(",")
+    except OSError:
+        return
+    if "bpf" not in active:
+        raise NotSupported("attach lsm", _errno.EOPNOTSUPP, f"active LSMs: {','.join(active)}",
+                           hint="the BPF LSM is not active on this kernel: boot with lsm=" + ",".join(active + ["bpf"]))
 
 
 def attach_lsm(prog: Program) -> Link:
