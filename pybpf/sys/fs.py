@@ -10,6 +10,7 @@ import os
 from ..errors import KernelError, kernel_error
 
 BPFFS = "/sys/fs/bpf"
+SECURITYFS = "/sys/kernel/security"
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
@@ -72,3 +73,10 @@ def tracefs() -> str:
             return cand
     raise KernelError("mount tracefs", 2, "; ".join(errors) or "no tracefs in this kernel",
                       hint="tracing needs tracefs: mount -t tracefs tracefs /sys/kernel/tracing")
+
+
+def securityfs() -> str:
+    """The securityfs directory (the active LSM list is its ``lsm`` file), mounting it if needed."""
+    if os.path.isdir(SECURITYFS) and fstype(SECURITYFS) != "securityfs":
+        _mount("securityfs", SECURITYFS, "securityfs")
+    return SECURITYFS
