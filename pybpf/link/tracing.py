@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import errno as _errno
 import io
+import os
 from typing import TYPE_CHECKING
 
 from ..errors import KernelError, NotSupported
 from ..sys import abi, syscall
 from ..sys.fd import FD
+from ..sys.fs import securityfs
 from .base import Link, open_path
 
 if TYPE_CHECKING:
@@ -45,16 +47,13 @@ def attach_trace(prog: Program, *, cookie: int = 0) -> Link:
     return Link(syscall.raw_tracepoint_open(prog.fd, None, cookie), kind, target=target)
 
 
-LSM_LIST = "/sys/kernel/security/lsm"
-
-
 def _require_bpf_lsm() -> None:
     """The kernel accepts BPF LSM links even when the BPF LSM is not active, and the program never runs:
     say so instead (when securityfs tells)."""
     try:
-        with open(LSM_LIST) as f:
+        with open(os.path.join(securityfs(), "lsm")) as f:
             active = f.read().strip().split(",")
-    except OSError:
+    except (OSError, KernelError):
         return
     if "bpf" not in active:
         raise NotSupported("attach lsm", _errno.EOPNOTSUPP, f"active LSMs: {','.join(active)}",
