@@ -3,6 +3,7 @@ or when asked, netlink IFLA_XDP -- which pybpf then undoes itself when the Link 
 from __future__ import annotations
 
 import errno as _errno
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from ..errors import KernelError, NotFound
@@ -74,13 +75,13 @@ def _attach_netlink(prog: Program, index: int, name: str, flags: int, details: d
             rtnl.close()
 
     def update(new: Program, old: Program | None) -> None:
-        expected = old.fd if old is not None else None
-        mine = None if old is not None else ours()
-        try:
-            rtnl.xdp_attach(index, new.fd, flags, expected_fd=expected if mine is None else mine.fd)
-        finally:
-            if mine is not None:
-                mine.close()
+        """Swap programs only if the expected one (``old``, else ours; -1: none, ours being gone) is there."""
+        if old is not None:
+            rtnl.xdp_attach(index, new.fd, flags, expected_fd=old.fd)
+        else:
+            mine = ours()
+            with mine if mine is not None else nullcontext():
+                rtnl.xdp_attach(index, new.fd, flags, expected_fd=mine.fd if mine is not None else -1)
         state["prog_id"] = new.info().id
 
     return Link(None, "xdp", mechanism=NETLINK, target=name, prog_id=state["prog_id"], details=details,

@@ -114,6 +114,10 @@ def test_xdp_update_and_busy(netpair: tuple[str, str]) -> None:
                     link.update(allow, old=drop)
                     assert link.info().prog_id == allow.info().id
                     assert ping(a, B_ADDR, count=3)
+                    with pytest.raises(pybpf.KernelError):
+                        link.update(allow, old=drop)  # drop is not the attached program any more
+                    link.update(drop)
+                    assert not ping(a, B_ADDR)
                 assert "prog/xdp" not in sh("ip", "-n", b, "link", "show", b)
 
 
