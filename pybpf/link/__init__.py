@@ -12,7 +12,7 @@ from typing import Any
 _LAZY = {
     "Link": "base", "LinkGroup": "base", "LinkInfo": "info",
     "attach": "auto",
-    "attach_tracepoint": "perf", "attach_perf_event": "perf",
+    "attach_tracepoint": "perf", "attach_perf_event": "perf", "remove_stale_events": "perf",
     "attach_raw_tracepoint": "tracing", "attach_trace": "tracing", "attach_lsm": "tracing", "attach_iter": "tracing",
     "IterLink": "tracing",
     "attach_kprobe": "kprobe", "attach_ksyscall": "kprobe", "attach_kprobe_multi": "kprobe",

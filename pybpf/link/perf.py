@@ -63,6 +63,20 @@ def event_name(prefix: str, target: str) -> str:
     return f"{prefix}_{os.getpid()}_{next(_event_seq)}_{base}"[:63]
 
 
+def remove_stale_events() -> list[str]:
+    """Remove the probe events pybpf defined (group ``pybpf``) for processes that no longer exist -- left
+    behind by a process killed before it could close its Links; return their names.  Processes are looked
+    up in this pid namespace, so run it from the one that made them."""
+    removed = []
+    for probe in ("kprobe", "uprobe"):
+        for line in perf.probe_events(probe):
+            m = re.match(rf"^\S+:{EVENT_GROUP}/(\w_(\d+)_\w*)\s", line)
+            if m and not os.path.exists(f"/proc/{m.group(2)}"):
+                perf.remove_probe_event(probe, EVENT_GROUP, m.group(1))
+                removed.append(f"{EVENT_GROUP}/{m.group(1)}")
+    return removed
+
+
 def attach_probe_event(prog: Program, probe: str, kind: str, target: str, location: str, *, retprobe: bool,
                        maxactive: int = 0, pid: int = -1, cookie: int = 0, mechanism: str | None = None,
                        details: dict[str, Any]) -> Link:

@@ -16,6 +16,7 @@ from pybpf.errors import KernelError, NotFound, NotSupported
 from pybpf.link import (attach_kprobe, attach_kprobe_multi, attach_ksyscall, attach_uprobe, attach_uprobe_multi,
                         elfsym)
 from pybpf.link.kprobe import has_kprobes, syscall_function
+from pybpf.link.perf import remove_stale_events
 from pybpf.sys import perf
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
@@ -192,3 +193,18 @@ def test_kprobe_error_for_unknown_function() -> None:
     prog, m = load_counter("kprobe")
     with prog, m, pytest.raises(pybpf.KernelError):
         attach_kprobe(prog, "no_such_kernel_function_pybpf")
+
+
+def test_stale_probe_events_of_dead_processes_are_removed() -> None:
+    dead = 4194304 + 17  # above any pid the kernel hands out (PID_MAX_LIMIT)
+    mine = f"u_{dead}_0_true"
+    perf.add_probe_event("uprobe", "pybpf", mine, f"{elfsym.resolve_binary('true')}:0x0")
+    try:
+        prog, m = load_counter("kprobe", pid=os.getpid())
+        with prog, m, attach_uprobe(prog, "libc.so.6", "getppid", legacy=True):
+            removed = remove_stale_events()
+            assert f"pybpf/{mine}" in removed
+            assert len(own_events("uprobe")) == 1  # a live process's event stays
+    finally:
+        perf.remove_probe_event("uprobe", "pybpf", mine)
+    assert not any(mine in e for e in perf.probe_events("uprobe"))
