@@ -313,3 +313,26 @@ def test_close_and_gc_release_fds() -> None:
     assert m.closed
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_btf_typed_values_and_reopening_by_id() -> None:
+    """A map created with BTF converts values as records; reopened by id, its BTF comes from the kernel."""
+    from pybpf.btf import BTF, Array, Int, Member, Struct
+
+    btf = BTF()
+    u32 = btf.add(Int("unsigned int", 4))
+    i64 = btf.add(Int("long long", 8, abi.BTF_INT_SIGNED))
+    char = btf.add(Int("char", 1, abi.BTF_INT_SIGNED))
+    comm = btf.add(Array(char, u32, 16))
+    btf.add(Struct("task", 32, [Member("pid", u32, 0), Member("delta", i64, 64), Member("comm", comm, 128)]))
+    with Map.create("hash", 4, 32, 8, name="t_btf", btf=btf, key_type=u32, value_type="task") as m:
+        m[1] = {"pid": 42, "delta": -7, "comm": "bash"}
+        rec = m[1]
+        assert (rec.pid, rec.delta, rec.comm, type(rec).__name__) == (42, -7, "bash", "task")
+        assert m.key_codec.cast == "I" and list(m.keys()) == [1]
+        with Map.from_id(m.info().id) as again:
+            assert again[1] == rec and again[1].comm == "bash"
+            again[2] = rec._replace(pid=43)
+        assert m[2].pid == 43
+        with Map.from_id(m.info().id, btf=False) as raw:
+            assert raw[struct.pack("=I", 1)][:4] == struct.pack("=I", 42)
