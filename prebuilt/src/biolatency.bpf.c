@@ -8,10 +8,12 @@
  * Slot i counts latencies in [2^i, 2^(i+1)) microseconds (milliseconds with `targ_ms`); slot 0 also counts 0.
  * `dev` is the kernel dev_t (major << 20 | minor) with `targ_per_disk`, else 0; `targ_dev` (with
  * `filter_dev`) keeps one disk only. The tracepoint records are read through vmlinux.h's
- * trace_event_raw_block_rq{,_completion} with CO-RE, so field moves between kernels are relocated.
+ * trace_event_raw_block_rq{,_completion} with CO-RE, so field moves between kernels are relocated; before
+ * 5.11 the completion record type was trace_event_raw_block_rq_complete (a ___flavor below).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #define MAX_SLOTS	27
 
@@ -20,6 +22,12 @@ const volatile bool targ_ms = false;
 const volatile bool targ_queued = false;
 const volatile bool filter_dev = false;
 const volatile __u32 targ_dev = 0;
+
+/* The block_rq_complete record before 5.11, when its event class was still block_rq_complete. */
+struct trace_event_raw_block_rq_complete___pre511 {
+	dev_t dev;
+	sector_t sector;
+} __attribute__((preserve_access_index));
 
 struct start_key {
 	__u32 dev;
@@ -91,13 +99,26 @@ int block_rq_issue(struct trace_event_raw_block_rq *ctx)
 }
 
 SEC("tracepoint/block/block_rq_complete")
-int block_rq_complete(struct trace_event_raw_block_rq_completion *ctx)
+int block_rq_complete(void *ctx)
 {
-	struct start_key key = { .dev = ctx->dev, .sector = ctx->sector };
+	struct start_key key = {};
 	struct hist_key hkey = {};
 	__u64 *tsp, delta, zero = 0, *count;
 	__u32 slot;
 
+	/* Probe reads: with two possible layouts clang computes the field offset in a register, and the
+	 * verifier refuses loads through a ctx pointer moved by a variable. */
+	if (bpf_core_type_exists(struct trace_event_raw_block_rq_completion)) {
+		struct trace_event_raw_block_rq_completion *rec = ctx;
+
+		BPF_CORE_READ_INTO(&key.dev, rec, dev);
+		BPF_CORE_READ_INTO(&key.sector, rec, sector);
+	} else {
+		struct trace_event_raw_block_rq_complete___pre511 *rec = ctx;
+
+		BPF_CORE_READ_INTO(&key.dev, rec, dev);
+		BPF_CORE_READ_INTO(&key.sector, rec, sector);
+	}
 	tsp = bpf_map_lookup_elem(&start, &key);
 	if (!tsp)
 		return 0;

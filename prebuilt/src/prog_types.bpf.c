@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * prog_types - one small program per common program type, all in one object (many programs across many
- * sections), every one loadable on this host. Each program bumps hits[<its index>] (a per-program
+ * sections), every one loadable on this host and on 5.10 (sk_lookup needs 5.9). Each program bumps hits[<its index>] (a per-program
  * counter, see enum prog_index) so a test can see which attached program ran.
  *
  *   socket filter       SEC("socket")                  accepts the whole packet
@@ -21,7 +21,6 @@
  *   flow_dissector      SEC("flow_dissector")          BPF_FLOW_DISSECTOR_CONTINUE (kernel dissects)
  *   sk_msg              SEC("sk_msg")                  redirect through sock_hash, else pass
  *   sk_skb              SEC("sk_skb/stream_parser"), SEC("sk_skb/stream_verdict")  with sock_map
- *   syscall             SEC("syscall")                 BPF_PROG_TEST_RUN only; returns 42
  * kprobe-type programs are in prog_types_kprobe.bpf.c, fentry/fexit in prog_types_fentry.bpf.c, LSM in
  * prog_types_lsm.bpf.c (this host cannot load the last two).
  */
@@ -35,7 +34,7 @@
 enum prog_index {
 	P_SOCKET, P_XDP, P_TC, P_CGROUP_INGRESS, P_CGROUP_EGRESS, P_CONNECT4, P_SOCK_CREATE, P_SOCKOPS,
 	P_TRACEPOINT, P_RAW_TP, P_TP_BTF, P_UPROBE, P_URETPROBE, P_PERF_EVENT, P_ITER, P_SK_LOOKUP,
-	P_FLOW_DISSECTOR, P_SK_MSG, P_SK_SKB_PARSER, P_SK_SKB_VERDICT, P_SYSCALL, P_MAX
+	P_FLOW_DISSECTOR, P_SK_MSG, P_SK_SKB_PARSER, P_SK_SKB_VERDICT, P_MAX
 };
 
 const volatile __u32 target_pid = 0;
@@ -248,13 +247,6 @@ int sk_skb_verdict(struct __sk_buff *skb)
 {
 	hit(P_SK_SKB_VERDICT);
 	return bpf_sk_redirect_map(skb, &sock_map, 0, 0);
-}
-
-SEC("syscall")
-int syscall_prog(void *ctx)
-{
-	hit(P_SYSCALL);
-	return 42;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -4,8 +4,8 @@
  * without kprobes. Same records (struct tcp_event, tcptracer.h) and maps as tcptracer.bpf.c.
  *
  *  - fexit on tcp_v4_connect / tcp_v6_connect: arguments and return value in one program, no stash map;
- *  - fexit on inet_csk_accept: its arguments changed in 6.10, so the returned socket is read with
- *    bpf_get_func_ret() (5.17+) instead of a fixed argument position;
+ *  - fexit on inet_csk_accept: its arguments changed in 6.10, so where the return value sits in the
+ *    context is decided with bpf_core_type_exists() (bpf_get_func_ret() would need 5.17);
  *  - fentry on tcp_close and fd_install as in the kprobe flavour.
  * This host refuses fentry/fexit loads (EPERM): VM tests only.
  * pybpf-check: skip fentry/fexit load gives EPERM on this kernel (no function tracer); loads on VM kernels
@@ -45,11 +45,16 @@ SEC("fexit/inet_csk_accept")
 int BPF_PROG(inet_csk_accept_exit)
 {
 	struct tcp_event e = {};
-	__u64 ret = 0;
-	struct sock *newsk;
+	struct sock *newsk = NULL;
 
-	bpf_get_func_ret(ctx, &ret);
-	newsk = (struct sock *)ret;
+	/* An fexit context holds the arguments, then the return value. inet_csk_accept(sk, flags, err, kern)
+	 * became inet_csk_accept(sk, arg) in 6.10, together with struct proto_accept_arg: CO-RE picks the
+	 * slot. Probe reads, because clang merges the two loads into one through a ctx pointer moved by a
+	 * register, which the verifier refuses. */
+	if (bpf_core_type_exists(struct proto_accept_arg))
+		bpf_probe_read_kernel(&newsk, sizeof(newsk), &ctx[2]);
+	else
+		bpf_probe_read_kernel(&newsk, sizeof(newsk), &ctx[4]);
 	if (!newsk || !sock_is_tcp(newsk))
 		return 0;
 	event_init(&e, TCP_EVENT_ACCEPT);
