@@ -17,12 +17,12 @@ import mmap as _mmap
 from itertools import repeat, takewhile
 from typing import Any, Callable
 
-from ..errors import BPFError, KernelError
+from ..errors import BPFError, CodecError, KernelError
 from ..sys import abi, ring
 from ..sys._cffi_abi import ffi
 from ..sys.fd import FD
 from .map import Map, _release_mmap, cpu_list
-from .reader import COPY, RAW, Consume, Emit, Maker, Reader, decoder
+from .reader import RAW, Consume, Emit, Maker, Reader, decoder
 from .ringbuf import ring_dup
 
 _HEAD = ffi.offsetof("struct perf_event_mmap_page", "data_head") // 8  # indexes of u64 words
@@ -79,7 +79,6 @@ class PerfBuffer(Reader):
         self._rings.append((cpu, event, mm, views))
         self.lost[cpu] = 0
         maker = Maker(base, mm, codec)
-        self._mode = maker.mode
         self._add_source(event.fd, self._consumer(cpu, views, mm, maker, callback))
         self._map[cpu] = event.fd
 
@@ -105,6 +104,8 @@ class PerfBuffer(Reader):
                 emit, mode = own_emit, own_mode
                 if emit is None:
                     raise BPFError("this PerfBuffer has no callback: iterate it or use read()")
+            elif own_mode != RAW:
+                mode = own_mode  # a decoded value is already a copy
             n = 0
             tail = meta[_TAIL]
             try:
@@ -126,7 +127,11 @@ class PerfBuffer(Reader):
                                     if kinds.count(kind) != count or sizes.count(rec_size) != count:
                                         count = len(list(takewhile(bool, map(_same, kinds, repeat(kind), sizes,
                                                                              repeat(rec_size)))))
-                                offs, records = run(mode, off + _RAW_AT, count, rec_size, u32[(off >> 2) + 2])
+                                try:
+                                    offs, records = run(mode, off + _RAW_AT, count, rec_size, u32[(off >> 2) + 2])
+                                except CodecError:
+                                    tail += rec_size  # undecodable: report it once, then move past it
+                                    raise
                                 try:
                                     emit(records)
                                 except BaseException:
@@ -160,9 +165,6 @@ class PerfBuffer(Reader):
     def lost_total(self) -> int:
         """Samples the kernel dropped on every CPU since this reader opened."""
         return sum(self.lost.values())
-
-    def _copy_mode(self) -> int:
-        return COPY if self._mode == RAW else self._mode
 
     def _release(self) -> None:
         pmap = self._map

@@ -188,6 +188,7 @@ class Reader:
     __iter__ = records
 
     def _copy_mode(self) -> int:
+        """The mode iteration asks for: copies (each source decodes instead when it has a decoder)."""
         return COPY
 
     # --- asyncio ---------------------------------------------------------------------------------------------

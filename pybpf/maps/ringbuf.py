@@ -19,10 +19,10 @@ import select
 from itertools import takewhile
 from typing import Any, Callable
 
-from ..errors import BPFError, kernel_error
+from ..errors import BPFError, CodecError, kernel_error
 from ..sys import abi, ring
 from .map import Map, _release_mmap
-from .reader import COPY, RAW, Consume, Emit, Maker, Reader, callback_emit, decoder
+from .reader import RAW, Consume, Emit, Maker, Reader, callback_emit, decoder
 
 _BUSY, _DISCARD = abi.BPF_RINGBUF_BUSY_BIT, abi.BPF_RINGBUF_DISCARD_BIT
 _LEN = ~(_BUSY | _DISCARD) & 0xFFFFFFFF
@@ -70,13 +70,11 @@ class RingBuffer(Reader):
 
     def add(self, ring_map: Map | int, callback: Callable[[Any], Any] | None = None, *,
             decode: Any = None) -> None:
-        """Also read ``ring_map`` (a Map or an fd, which is duplicated), delivering to ``callback`` with
-        ``decode`` (defaults: the ones given to the constructor)."""
-        if self._rings:
-            first = self._first
-            callback = callback if callback is not None else first[0]
-            decode = decode if decode is not None else first[1]
-        self._first = (callback, decode)
+        """Also read ``ring_map`` (a Map, or an fd, which is duplicated), delivering to ``callback`` (default:
+        the constructor's) its records decoded with ``decode`` (None: raw)."""
+        if self._rings and callback is None:
+            callback = self._callback
+        self._callback = callback
         mp, owned = _ring_map(ring_map, abi.BPF_MAP_TYPE_RINGBUF, "RingBuffer")
         try:
             size = mp.max_entries
@@ -94,10 +92,6 @@ class RingBuffer(Reader):
         self._rings.append((mp if owned else None, cons_mm, prod_mm, views))
         maker = Maker(base, prod_mm, decoder(decode))
         self._add_source(mp.fd, _ring_consumer(cons, prod, words, maker, size - 1, ring.page_size(), callback))
-        self._mode = maker.mode
-
-    def _copy_mode(self) -> int:
-        return COPY if self._mode == RAW else self._mode
 
     def _release(self) -> None:
         for mp, cons_mm, prod_mm, views in self._rings:
@@ -125,6 +119,8 @@ def _ring_consumer(cons: memoryview, prod: memoryview, words: memoryview, maker:
             emit, mode = own_emit, own_mode
             if emit is None:
                 raise BPFError("this RingBuffer has no callback: iterate it or use read()")
+        elif own_mode != RAW:
+            mode = own_mode  # a decoded value is already a copy
         n = 0
         c = cons[0]
         try:
@@ -148,7 +144,11 @@ def _ring_consumer(cons: memoryview, prod: memoryview, words: memoryview, maker:
                         same = words[i:i + count * (stride >> 2):stride >> 2].tolist()
                         if same.count(hdr) != count:
                             count = len(list(takewhile(hdr.__eq__, same)))
-                    offs, records = run(mode, off + _HDR, count, stride, length)
+                    try:
+                        offs, records = run(mode, off + _HDR, count, stride, length)
+                    except CodecError:
+                        c += stride  # a record the decoder cannot read: report it once, then move past it
+                        raise
                     try:
                         emit(records)
                     except BaseException:

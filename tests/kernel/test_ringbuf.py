@@ -167,6 +167,23 @@ def test_variable_sized_records() -> None:
         assert [len(g) for g in got] == [8 + 8 * (i & 3) for i in range(400)]
 
 
+def test_mixed_decoders_and_short_records() -> None:
+    """Each ring of a reader keeps its own decoder; a record shorter than its decoder is reported once."""
+    with Producer() as fixed, Producer(VARIABLE) as variable:
+        fixed.run(2)
+        variable.run(4)  # 8, 16, 24 and 32 bytes
+        with RingBuffer(fixed.rb, decode=("=QQ", "seq triple")) as r:
+            r.add(variable.rb)
+            got = r.read()
+            assert sorted(g.seq for g in got if not isinstance(g, bytes)) == [0, 1]
+            assert sorted(len(g) for g in got if isinstance(g, bytes)) == [8, 16, 24, 32]
+        variable.run(4)
+        with RingBuffer(variable.rb, decode="=QQ") as strict:
+            with pytest.raises(pybpf.errors.CodecError, match="8-byte record"):
+                strict.read()
+            assert [g[0] for g in strict.read()] == [5, 6, 7]
+
+
 def test_iterator_and_timeout() -> None:
     with Producer() as p:
         p.run(50)
