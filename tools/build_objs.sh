@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build prebuilt/src/*.bpf.c into prebuilt/NAME.bpf.o (the committed objects); see prebuilt/README.md.
 #
-#   tools/build_objs.sh [--check] [OUTDIR] [NAME...]
+#   tools/build_objs.sh [--check [--no-build] [--all]] [OUTDIR] [NAME...]
 #   tools/build_objs.sh --regen-vmlinux
 #
-#   OUTDIR        where NAME.bpf.o go (default: prebuilt/). NAME restricts the build to prebuilt/src/NAME.bpf.c.
+#   OUTDIR        where NAME.bpf.o go (default: prebuilt/); the first argument that is not a source name.
+#                 NAME restricts the build to prebuilt/src/NAME.bpf.c.
 #   --check       after building, load every object with `bpftool prog loadall` into a unique bpffs directory
 #                 (removed afterwards) and print a table: object, loads here (yes / no: why). Exit 1 if an
 #                 object that should load does not.
