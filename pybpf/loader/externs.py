@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,18 +98,26 @@ def prepare_btf(btf: BTF, layout: list[KconfigVar]) -> None:
         btf.replace(sec.id, sec)
 
 
-def _kernel_config() -> dict[str, str]:
-    """CONFIG_* values of the running kernel (/proc/config.gz or /boot/config-$(uname -r)); {} if neither."""
-    text = ""
-    try:
-        with gzip.open("/proc/config.gz", "rt") as f:
-            text = f.read()
-    except OSError:
+def kernel_config_text() -> str | None:
+    """The running kernel's config, from /boot/config-$(uname -r) or else /proc/config.gz (gzipped or not, as
+    libbpf reads them); None when neither can be read."""
+    for path in (f"/boot/config-{os.uname().release}", "/proc/config.gz"):
         try:
-            with open(f"/boot/config-{os.uname().release}") as f:
-                text = f.read()
-        except OSError:
-            return {}
+            with open(path, "rb") as f:
+                raw = f.read()
+            if raw[:2] == b"\x1f\x8b":
+                raw = gzip.decompress(raw)
+            return raw.decode("utf-8", "replace")
+        except (OSError, EOFError, zlib.error):
+            continue
+    return None
+
+
+def _kernel_config() -> dict[str, str] | None:
+    """CONFIG_* name -> value of the running kernel, or None when its config cannot be read."""
+    text = kernel_config_text()
+    if text is None:
+        return None
     out = {}
     for line in text.splitlines():
         if line.startswith("CONFIG_") and "=" in line:
@@ -141,11 +150,14 @@ _SYSCALL_PREFIX = {"x86_64": "x64", "i686": "ia32", "aarch64": "arm64", "s390x":
 
 def kconfig_data(btf: BTF, layout: list[KconfigVar], size: int) -> bytes:
     """The ``.kconfig`` map value for this kernel; LinkError for a missing non-weak option or a bad value."""
-    config = _kernel_config()
+    config = _kernel_config() if any(v.name.startswith("CONFIG_") for v in layout) else {}
     buf = bytearray(size)
     for v in layout:
         value: Any = _special(v.name)
-        raw = config.get(v.name) if value is None else None
+        if value is None and config is None and not v.weak:
+            raise LinkError(f"kconfig extern {v.name!r}: the kernel's config cannot be read (neither "
+                            f"/boot/config-{os.uname().release} nor /proc/config.gz)")
+        raw = (config or {}).get(v.name) if value is None else None
         if value is None and raw is None:
             if not v.weak:
                 raise LinkError(f"kconfig extern {v.name!r}: not set in this kernel's config (declare it __weak "
