@@ -105,13 +105,6 @@ class Waiter:
         except OSError as e:
             raise kernel_error("epoll_ctl", e.errno or _errno.EINVAL, f"fd {fd}") from None
 
-    def remove(self, fd: int) -> None:
-        """Stop watching ``fd``."""
-        try:
-            self._ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
-
     def wait(self, timeout: float | None = None, max_events: int = 64) -> list[int] | None:
         """Block until a watched fd is ready or ``timeout`` seconds pass (None: forever, 0: don't block);
         return the ready fds, or None once woken by :meth:`wake`."""
@@ -127,17 +120,10 @@ class Waiter:
         return fds
 
     def wake(self) -> None:
-        """Make the current and every later :meth:`wait` return None (until :meth:`rearm`)."""
+        """Make the current and every later :meth:`wait` return None (readers call it when closing)."""
         try:
             os.eventfd_write(self._event_fd, 1)
         except (OSError, ValueError):
-            pass
-
-    def rearm(self) -> None:
-        """Consume a :meth:`wake`, so :meth:`wait` blocks again."""
-        try:
-            os.eventfd_read(self._event_fd)
-        except (BlockingIOError, OSError):
             pass
 
     def fileno(self) -> int:
