@@ -18,7 +18,7 @@ from __future__ import annotations
 import keyword
 import struct
 from collections import namedtuple
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from ..errors import BTFError, CodecError
 from ..sys import abi
@@ -160,13 +160,13 @@ class _Compiler:
             return "Q" if self.btf.ptr_size == 8 else "I"
         return None
 
-    def record(self, t: Type, names: list[str]) -> type:
+    def record(self, t: Type, names: list[str]) -> Any:
         rec = self.records.get(t.id)
         if rec is None:
             base = t.name.lstrip(".") or f"anon_{t.kind_name.lower()}"
             typename = base if base.isidentifier() and not keyword.iskeyword(base) else f"{t.kind_name.lower()}_{t.id}"
-            rec = namedtuple(typename, field_names(names))  # type: ignore[misc]
-            self.records[t.id] = rec
+            made: Any = namedtuple(typename, field_names(names))  # type: ignore[misc]
+            self.records[t.id] = rec = made
         return rec
 
     def enum_class(self, t: Type) -> Callable[[int], Any] | None:
@@ -190,7 +190,7 @@ class _Compiler:
                 parts.append((m.byte_offset, self.codec(mt), 0, 0, False))
         sizes = [(c.size if c is not None else (o + bits + 7) // 8) for o, c, _, bits, _ in parts]
         new = tuple.__new__
-        order = "little" if self.order == "<" else "big"
+        order: Literal["little", "big"] = "little" if self.order == "<" else "big"
 
         def unpack_from(buf: Any, off: int) -> Any:
             vals = []
@@ -460,7 +460,7 @@ class _Flat:
         return bytes(btf.size_of(t))
 
 
-def _normaliser(rec: type, t: Type, zeros: list[Any]) -> Callable[[Any], tuple[Any, ...]]:
+def _normaliser(rec: Any, t: Type, zeros: list[Any]) -> Callable[[Any], tuple[Any, ...]]:
     """Accept a record of another class, a tuple/list of the right length, or a dict by member name."""
     fields = rec._fields  # type: ignore[attr-defined]
     n = len(fields)

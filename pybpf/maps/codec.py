@@ -64,7 +64,7 @@ class Codec:
     def writer(self, buf: Any) -> Callable[[Any], None]:
         """A one-argument callable storing an object at the start of the writable buffer ``buf``."""
         if self.cast is not None:
-            view = memoryview(buf)[:self.size].cast(self.cast)
+            view = cast_view(memoryview(buf)[:self.size], self.cast)
 
             def put(obj: Any) -> None:
                 view[0] = obj
@@ -78,8 +78,13 @@ class Codec:
     def reader(self, buf: Any) -> Callable[[], Any]:
         """A zero-argument callable decoding the object at the start of ``buf`` (read each call)."""
         if self.cast is not None:
-            return functools.partial(memoryview(buf)[:self.size].cast(self.cast).__getitem__, 0)
+            return functools.partial(cast_view(memoryview(buf)[:self.size], self.cast).__getitem__, 0)
         return functools.partial(self.unpack_from, buf, 0)
+
+
+def cast_view(view: Any, fmt: str) -> memoryview:
+    """``memoryview(view).cast(fmt)`` for a format only known at run time."""
+    return memoryview(view).cast(fmt)  # type: ignore[call-overload,no-any-return]
 
 
 # --- raw bytes --------------------------------------------------------------------------------------------
@@ -116,7 +121,7 @@ def raw_codec(size: int) -> Codec:
 # --- struct formats ---------------------------------------------------------------------------------------
 
 
-def record_type(names: str | Sequence[str] | type, typename: str = "Record") -> type:
+def record_type(names: str | Sequence[str] | type, typename: str = "Record") -> Any:
     """A named-tuple class from field names (``"pid comm"`` or a list) or an existing tuple subclass."""
     if isinstance(names, type):
         if not issubclass(names, tuple):
@@ -145,7 +150,7 @@ def struct_codec(fmt: str, size: int | None = None, names: str | Sequence[str] |
 
         def array1(buf: Any, count: int, stride: int) -> list[Any]:
             if cast is not None and stride % s.size == 0:
-                return memoryview(buf).cast("B")[:count * stride].cast(cast)[::stride // s.size].tolist()
+                return cast_view(memoryview(buf).cast("B")[:count * stride], cast)[::stride // s.size].tolist()
             return [sunpack(buf, o)[0] for o in range(0, count * stride, stride)]
 
         return Codec(s.size, spack, unpack1, fmt, cast=cast, decode_array=array1)

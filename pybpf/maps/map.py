@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple
 from ..errors import CodecError, KernelError, NotSupported, kernel_error
 from ..sys import abi, syscall
 from ..sys.fd import FD
-from .codec import Codec, CodecSpec, codec_for, fd_codec, lpm_codec, raw_codec, struct_codec
+from .codec import Codec, CodecSpec, cast_view, codec_for, fd_codec, lpm_codec, raw_codec, struct_codec
 
 if TYPE_CHECKING:
     from ..btf import BTF
@@ -171,9 +171,8 @@ class Map:
         """Build the per-map closures (and, for native scalars, the cast views) the element operations use."""
         ops, kc, vc = self._ops, self.key_codec, self.value_codec
         self._lookup, self._update, self._delete = ops.lookup, ops.update, ops.delete
-        self._kview = memoryview(ops.key_buf).cast(kc.cast) if kc.cast and self.key_size else None
-        self._vview = memoryview(ops.value_buf).cast(vc.cast) if vc.cast and self.value_size and not self.percpu \
-            else None
+        self._kview = cast_view(ops.key_buf, kc.cast) if kc.cast and self.key_size else None
+        self._vview = cast_view(ops.value_buf, vc.cast) if vc.cast and self.value_size and not self.percpu else None
         self._put_key = kc.writer(ops.key_buf) if self.key_size else _no_key
         self._get_next_key = kc.reader(ops.next_key_buf) if self.key_size else _no_key
         if self.percpu:
@@ -192,7 +191,8 @@ class Map:
                 for i, v in enumerate(value):
                     pack(vbuf, i * stride, v)
 
-            self._get_value, self._put_value = get_percpu, put_percpu
+            self._get_value: Callable[[], Any] = get_percpu
+            self._put_value: Callable[[Any], Any] = put_percpu
         else:
             self._get_value = vc.reader(ops.value_buf) if self.value_size else _no_key
             self._put_value = vc.writer(ops.value_buf) if self.value_size else _no_key

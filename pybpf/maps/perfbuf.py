@@ -56,17 +56,17 @@ class PerfBuffer(Reader):
         self.lost: dict[int, int] = {}
         self._lost_cb = lost
         try:
-            self._map = perf_map if isinstance(perf_map, Map) else Map.from_fd(ring_dup(perf_map), btf=False)
-            if self._map.type != abi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-                raise BPFError(f"PerfBuffer needs a BPF_MAP_TYPE_PERF_EVENT_ARRAY map, {self._map!r} is not one")
+            self._map = pmap = perf_map if isinstance(perf_map, Map) else Map.from_fd(ring_dup(perf_map), btf=False)
+            if pmap.type != abi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+                raise BPFError(f"PerfBuffer needs a BPF_MAP_TYPE_PERF_EVENT_ARRAY map, {pmap!r} is not one")
             codec = decoder(decode)
             for cpu in cpus if cpus is not None else cpu_list("/sys/devices/system/cpu/online"):
-                self._open_cpu(cpu, pages, wakeup_events, wakeup_bytes, callback, codec)
+                self._open_cpu(pmap, cpu, pages, wakeup_events, wakeup_bytes, callback, codec)
         except BaseException:
             self.close()
             raise
 
-    def _open_cpu(self, cpu: int, pages: int, wakeup_events: int, wakeup_bytes: int,
+    def _open_cpu(self, perf_map: Map, cpu: int, pages: int, wakeup_events: int, wakeup_bytes: int,
                   callback: Callable[[int, Any], Any] | None, codec: Any) -> None:
         event = ring.open_perf_output(cpu, wakeup_events, wakeup_bytes)
         try:
@@ -80,7 +80,7 @@ class PerfBuffer(Reader):
         self.lost[cpu] = 0
         maker = Maker(base, mm, codec)
         self._add_source(event.fd, self._consumer(cpu, views, mm, maker, callback))
-        self._map[cpu] = event.fd
+        perf_map[cpu] = event.fd
 
     def _consumer(self, cpu: int, views: list[memoryview], mm: _mmap.mmap, maker: Maker,
                   callback: Callable[[int, Any], Any] | None) -> Consume:
@@ -94,7 +94,7 @@ class PerfBuffer(Reader):
         if callback is not None:
             from collections import deque
 
-            drain = deque(maxlen=0).extend
+            drain: Callable[[Any], None] = deque(maxlen=0).extend
 
             def own_emit(records: Any) -> None:
                 drain(map(callback, repeat(cpu), records))

@@ -58,7 +58,7 @@ def decoder(spec: Any) -> Codec | None:
 
 def callback_emit(callback: Callable[[Any], Any]) -> Emit:
     """An :data:`Emit` calling ``callback`` on each record, looping in C (``deque(map(...), maxlen=0)``)."""
-    drain = deque(maxlen=0).extend
+    drain: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
     def emit(records: Iterable[Any]) -> None:
         drain(map(callback, records))
@@ -73,6 +73,8 @@ class Maker:
 
     def __init__(self, data: memoryview, mm: Any, codec: Codec | None):
         self._data, self._get = data, mm.__getitem__
+        self._unpack: Any
+        self._new: Any
         self.size = codec.size if codec is not None else 0
         if codec is None:
             self.mode, self._unpack, self._new = RAW, None, None
@@ -81,7 +83,7 @@ class Maker:
         else:
             self.mode, self._unpack, self._new = DECODE, codec.unpack_from, None
 
-    def run(self, mode: int, start: int, count: int, stride: int, length: int) -> tuple[Iterator[int], Iterator[Any]]:
+    def run(self, mode: int, start: int, count: int, stride: int, length: int) -> tuple[Any, Iterator[Any]]:
         """``count`` records of ``length`` bytes, the first at data offset ``start``, ``stride`` apart: returns
         (the offsets iterator driving delivery, the records iterator)."""
         stop = start + count * stride

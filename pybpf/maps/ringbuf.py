@@ -62,6 +62,7 @@ class RingBuffer(Reader):
                  decode: Any = None):
         super().__init__()
         self._rings: list[tuple[Map | None, _mmap.mmap, _mmap.mmap, list[memoryview]]] = []
+        self._callback = callback
         try:
             self.add(ring_map, callback, decode=decode)
         except BaseException:
