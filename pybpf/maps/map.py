@@ -105,10 +105,11 @@ class Map:
     iteration, ``keys()``/``values()``/``items()``, ``get()``, ``pop()``, ``clear()``.
 
     Per-CPU maps read lists with one value per possible CPU and write such a list (or any non-list value,
-    stored on every CPU).  Queue/stack maps use :meth:`push`,
-    :meth:`pop` and :meth:`peek`; bloom filters :meth:`push` (or :meth:`add`) and ``value in m``.  Maps holding
-    fds (prog arrays, perf event arrays, map-in-map, sockmaps, cgroup arrays) accept ints, Maps, Programs or
-    sockets as values and read back object ids (:meth:`inner_map` opens an inner map).
+    stored on every CPU).  Queue/stack maps use :meth:`push`, :meth:`pop` and :meth:`peek`; bloom filters
+    :meth:`push` (or :meth:`add`) and ``value in m``; LPM tries take ``"10.0.0.0/8"``-style keys; stack-trace
+    maps give :meth:`stack`/:meth:`stack_symbols`.  Maps holding fds (prog arrays, perf event arrays,
+    map-in-map, sockmaps, cgroup arrays) accept ints, Maps, Programs or sockets as values and read back object
+    ids (:meth:`inner_map` opens an inner map); local-storage maps are keyed by the owner's fd.
 
     Owns its fd: close it with :meth:`close` or a ``with`` block (or let the garbage collector do it).  Create
     one with :meth:`create`, :meth:`from_fd`, :meth:`from_pin`, :meth:`from_id`, or get it from a loaded object.
