@@ -107,57 +107,53 @@ class PerfBuffer(Reader):
             elif own_mode != RAW:
                 mode = own_mode  # a decoded value is already a copy
             n = 0
-            tail = meta[_TAIL]
+            tail, head = meta[_TAIL], meta[_HEAD]  # one batch: what was written when we looked
             try:
-                while True:
-                    head = meta[_HEAD]
-                    if tail >= head:
-                        return n
-                    while tail < head:
-                        off = base + (tail & mask)
-                        kind, rec_size = u32[off >> 2], u16[(off >> 1) + 3]
-                        if rec_size == 0:
-                            raise BPFError(f"perf ring of CPU {cpu} is corrupt (zero-sized record at {tail})")
-                        if kind == _SAMPLE:
-                            if off + rec_size <= end:
-                                count = min(head - tail, end - off) // rec_size
-                                if count > 1:  # how many samples from here have this very size?
-                                    kinds = u32[off >> 2:(off + count * rec_size) >> 2:rec_size >> 2].tolist()
-                                    sizes = u16[(off >> 1) + 3:(off + count * rec_size) >> 1:rec_size >> 1].tolist()
-                                    if kinds.count(kind) != count or sizes.count(rec_size) != count:
-                                        count = len(list(takewhile(bool, map(_same, kinds, repeat(kind), sizes,
-                                                                             repeat(rec_size)))))
-                                try:
-                                    offs, records = run(mode, off + _RAW_AT, count, rec_size, u32[(off >> 2) + 2])
-                                except CodecError:
-                                    tail += rec_size  # undecodable: report it once, then move past it
-                                    raise
-                                try:
-                                    emit(records)
-                                except BaseException:
-                                    tail += (count - offs.__length_hint__()) * rec_size
-                                    raise
-                                tail += count * rec_size
-                                n += count
-                                continue
-                            # wraps around the end of the ring: copy the two pieces together
-                            piece = end - off
-                            whole = mm[off:end] + mm[base:base + rec_size - piece]
-                            raw_len = int.from_bytes(whole[8:12], "little")
-                            tail += rec_size
-                            emit((one(mode, whole, _RAW_AT, raw_len),))
-                            n += 1
+                while tail < head:
+                    off = base + (tail & mask)
+                    kind, rec_size = u32[off >> 2], u16[(off >> 1) + 3]
+                    if rec_size == 0:
+                        raise BPFError(f"perf ring of CPU {cpu} is corrupt (zero-sized record at {tail})")
+                    if kind == _SAMPLE:
+                        if off + rec_size <= end:
+                            count = min(head - tail, end - off) // rec_size
+                            if count > 1:  # how many samples from here have this very size?
+                                kinds = u32[off >> 2:(off + count * rec_size) >> 2:rec_size >> 2].tolist()
+                                sizes = u16[(off >> 1) + 3:(off + count * rec_size) >> 1:rec_size >> 1].tolist()
+                                if kinds.count(kind) != count or sizes.count(rec_size) != count:
+                                    count = len(list(takewhile(bool, map(_same, kinds, repeat(kind), sizes,
+                                                                         repeat(rec_size)))))
+                            try:
+                                offs, records = run(mode, off + _RAW_AT, count, rec_size, u32[(off >> 2) + 2])
+                            except CodecError:
+                                tail += rec_size  # undecodable: report it once, then move past it
+                                raise
+                            try:
+                                emit(records)
+                            except BaseException:
+                                tail += (count - offs.__length_hint__()) * rec_size
+                                raise
+                            tail += count * rec_size
+                            n += count
                             continue
-                        if kind == _LOST:
-                            at = base + ((tail + 16) & mask)
-                            dropped = meta[at >> 3]
-                            lost_totals[cpu] += dropped
-                            if lost_cb is not None:
-                                lost_cb(cpu, dropped)
+                        # wraps around the end of the ring: copy the two pieces together
+                        piece = end - off
+                        whole = mm[off:end] + mm[base:base + rec_size - piece]
+                        raw_len = int.from_bytes(whole[8:12], "little")
                         tail += rec_size
-                    meta[_TAIL] = tail  # publish once per batch, then look for more
+                        emit((one(mode, whole, _RAW_AT, raw_len),))
+                        n += 1
+                        continue
+                    if kind == _LOST:
+                        at = base + ((tail + 16) & mask)
+                        dropped = meta[at >> 3]
+                        lost_totals[cpu] += dropped
+                        if lost_cb is not None:
+                            lost_cb(cpu, dropped)
+                    tail += rec_size
+                return n
             finally:
-                meta[_TAIL] = tail
+                meta[_TAIL] = tail  # publish once per batch
 
         return consume
 

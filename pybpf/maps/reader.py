@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from contextlib import contextmanager
 from functools import partial
 from itertools import repeat
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
@@ -116,7 +117,8 @@ class Reader:
     def __init__(self) -> None:
         self._waiter = Waiter()
         self._lock = threading.Lock()
-        self._closed = False
+        self._closed = self._released = False
+        self._owner: int | None = None  # the thread consuming now (its callbacks may close the reader)
         self._sources: dict[int, Consume] = {}
 
     def _add_source(self, fd: int, consume: Consume, events: int | None = None) -> None:
@@ -128,12 +130,25 @@ class Reader:
 
     # --- consuming ----------------------------------------------------------------------------------------
 
+    @contextmanager
+    def _consuming(self) -> Iterator[bool]:
+        """Hold the poll lock as the consuming thread; yields False when closed.  If a callback closed the
+        reader meanwhile, everything is released on the way out."""
+        with self._lock:
+            self._owner = threading.get_ident()
+            try:
+                yield not self._closed
+            finally:
+                self._owner = None
+                if self._closed:
+                    self._teardown()
+
     def _drain(self, emit: Emit | None, mode: int, fds: list[int] | None = None) -> int:
         n = 0
         sources = self._sources
-        for fd in (sources if fds is None else fds):
+        for fd in (list(sources) if fds is None else fds):
             consume = sources.get(fd)
-            if consume is not None:
+            if consume is not None and not self._closed:
                 n += consume(emit, mode)
         return n
 
@@ -141,8 +156,8 @@ class Reader:
         """Deliver every waiting record to the callback; if there were none, wait up to ``timeout`` seconds
         (None: until records come or the reader is closed) and deliver what came.  Returns the number
         delivered (0 on timeout or once closed)."""
-        with self._lock:
-            if self._closed:
+        with self._consuming() as open_:
+            if not open_:
                 return 0
             n = self._drain(None, -1)
             if n or timeout == 0:
@@ -154,14 +169,14 @@ class Reader:
 
     def consume(self) -> int:
         """Deliver every waiting record to the callback without waiting; returns how many."""
-        with self._lock:
-            return 0 if self._closed else self._drain(None, -1)
+        with self._consuming() as open_:
+            return self._drain(None, -1) if open_ else 0
 
     def _take(self, timeout: float | None, copy_mode: int) -> list[Any] | None:
         """Records as a list (waiting up to ``timeout`` if none), or None once closed."""
         out: list[Any] = []
-        with self._lock:
-            if self._closed:
+        with self._consuming() as open_:
+            if not open_:
                 return None
             self._drain(out.extend, copy_mode)
             if out or timeout == 0:
@@ -247,12 +262,20 @@ class Reader:
 
     def close(self) -> None:
         """Stop reading: wake a thread waiting in :meth:`poll` (it returns 0), wait for it, then release the
-        rings and fds.  Idempotent."""
+        rings and fds.  Called from a callback, the poll in progress stops after the current batch and
+        releases everything as it returns.  Idempotent."""
         if self._closed:
             return
         self._closed = True
         self._waiter.wake()
+        if self._owner == threading.get_ident():
+            return
         with self._lock:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        if not self._released:
+            self._released = True
             self._release()
             self._sources.clear()
             self._waiter.close()
@@ -296,9 +319,9 @@ class Poller(Reader):
 
 
 def _locked(reader: Reader, consume: Consume) -> Consume:
-    lock = reader._lock
+    """``consume`` run as ``reader``'s own consuming thread (its callbacks may close it)."""
 
     def run(emit: Emit | None, mode: int) -> int:
-        with lock:
-            return 0 if reader._closed else consume(None, -1)
+        with reader._consuming() as open_:
+            return consume(None, -1) if open_ else 0
     return run

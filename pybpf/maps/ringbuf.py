@@ -107,7 +107,8 @@ class RingBuffer(Reader):
 
 def _ring_consumer(cons: memoryview, prod: memoryview, words: memoryview, maker: Maker, mask: int, base: int,
                    callback: Callable[[Any], Any] | None) -> Consume:
-    """The consume function of one ring: delivers every committed record up to the producer position.
+    """The consume function of one ring: delivers the committed records up to the producer position read
+    when it starts (one batch; a poll never chases a producer forever).
 
     Runs of records of one size (the common case) are found by reading their headers through one strided
     view, then made and delivered entirely in C (see :class:`~pybpf.maps.reader.Maker`)."""
@@ -123,43 +124,39 @@ def _ring_consumer(cons: memoryview, prod: memoryview, words: memoryview, maker:
         elif own_mode != RAW:
             mode = own_mode  # a decoded value is already a copy
         n = 0
-        c = cons[0]
+        c, p = cons[0], prod[0]  # one batch: what was committed when we looked
         try:
-            while True:
-                p = prod[0]
-                if c >= p:
-                    return n
-                while c < p:
-                    off = base + (c & mask)
-                    hdr = words[off >> 2]
-                    if hdr & _BUSY:
-                        return n  # not committed yet: stop here
-                    length = hdr & _LEN
-                    stride = (length + _HDR + 7) & ~7
-                    if hdr & _DISCARD:
-                        c += stride
-                        continue
-                    count = (p - c) // stride
-                    if count > 1:  # how many records from here have exactly this header?
-                        i = off >> 2
-                        same = words[i:i + count * (stride >> 2):stride >> 2].tolist()
-                        if same.count(hdr) != count:
-                            count = len(list(takewhile(hdr.__eq__, same)))
-                    try:
-                        offs, records = run(mode, off + _HDR, count, stride, length)
-                    except CodecError:
-                        c += stride  # a record the decoder cannot read: report it once, then move past it
-                        raise
-                    try:
-                        emit(records)
-                    except BaseException:
-                        c += (count - offs.__length_hint__()) * stride  # the failing record counts as read
-                        raise
-                    c += count * stride
-                    n += count
-                cons[0] = c  # publish once per batch, then look for more
+            while c < p:
+                off = base + (c & mask)
+                hdr = words[off >> 2]
+                if hdr & _BUSY:
+                    return n  # not committed yet: stop here
+                length = hdr & _LEN
+                stride = (length + _HDR + 7) & ~7
+                if hdr & _DISCARD:
+                    c += stride
+                    continue
+                count = (p - c) // stride
+                if count > 1:  # how many records from here have exactly this header?
+                    i = off >> 2
+                    same = words[i:i + count * (stride >> 2):stride >> 2].tolist()
+                    if same.count(hdr) != count:
+                        count = len(list(takewhile(hdr.__eq__, same)))
+                try:
+                    offs, records = run(mode, off + _HDR, count, stride, length)
+                except CodecError:
+                    c += stride  # a record the decoder cannot read: report it once, then move past it
+                    raise
+                try:
+                    emit(records)
+                except BaseException:
+                    c += (count - offs.__length_hint__()) * stride  # the failing record counts as read
+                    raise
+                c += count * stride
+                n += count
+            return n
         finally:
-            cons[0] = c
+            cons[0] = c  # publish the consumer position once per batch
 
     return consume
 

@@ -264,6 +264,29 @@ def test_close_wakes_a_waiting_thread() -> None:
         assert r.poll(0) == 0 and list(r.records(timeout=0)) == []
 
 
+def test_callback_may_close_its_reader() -> None:
+    """Closing from inside a callback (a common way to stop) neither deadlocks nor breaks the poll: the
+    current batch ends, then everything is released."""
+    with Producer() as p:
+        p.run(10)
+        seen: list[int] = []
+
+        def stop_at_three(rec: tuple[int, int]) -> None:
+            seen.append(rec[0])
+            if rec[0] == 3:
+                r.close()
+
+        r = RingBuffer(p.rb, stop_at_three, decode="=QQ")
+        assert r.poll(1) == 10 and r.closed and seen == list(range(10))
+        assert r.poll(0) == 0
+        seen.clear()
+        p.run(4)
+        inner = RingBuffer(p.rb, lambda rec: (seen.append(rec[0]), inner.close()), decode="=QQ")
+        with Poller(inner) as poller:
+            poller.poll(1)
+            assert inner.closed and seen == [10, 11, 12, 13]
+
+
 def test_asyncio() -> None:
     with Producer() as p:
         async def main() -> list[int]:
