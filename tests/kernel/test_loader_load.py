@@ -97,8 +97,12 @@ def test_pinned_maps_are_reused_or_refused(uniq: str, tmp_path: object) -> None:
 def test_no_fd_leaks_across_loads_and_failures() -> None:
     import pybpf.loader as L
 
+    from pybpf.asm import Instruction, Instructions
+
     ok = [pybpf.prebuilt.path(n) for n in ("maps_tour", "subprogs", "tcptracer", "globals", "legacy_maps")]
-    failing = pybpf.prebuilt.path("tcptracer_fentry")  # maps are created, then a program load fails
+    failing = L.ObjectFile(pybpf.prebuilt.path("maps_tour"))  # maps and two programs are created, then:
+    last = list(failing.programs.values())[-1]
+    last.instructions = Instructions([Instruction(0x95, symbol=last.name)])  # exit with r0 unset: rejected
     L.load(ok[0]).close()  # warm caches (probes, kernel BTF)
     try:
         L.load(failing).close()
