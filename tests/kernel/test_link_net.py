@@ -19,6 +19,7 @@ from pybpf.link import (attach_cgroup, attach_netfilter, attach_netns, attach_re
                         attach_sockmap, attach_tc, attach_xdp, xdp_query)
 from pybpf.sys import abi, fs, netlink, syscall
 from pybpf.sys.netns import entered
+from pybpf.testing.netns import VethPair
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
 
@@ -31,53 +32,19 @@ def sh(*cmd: str) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
-def ping(ns: str, addr: str, count: int = 1) -> bool:
-    """True if ``addr`` answers at least one of ``count`` pings from namespace ``ns``."""
-    r = subprocess.run(["ip", "netns", "exec", ns, "ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", addr],
-                       capture_output=True, text=True)
-    return r.returncode == 0
-
-
-def tcp_connects(client_ns: str, server_ns: str, port: int = 8080) -> bool:
-    """A TCP connection from ``client_ns`` to ``server_ns`` (sockets created inside each namespace)."""
-    with entered(server_ns):
-        server = socket.create_server((B_ADDR, port))
-    with server:
-        with entered(client_ns):
-            client = socket.socket()
-        with client:
-            client.settimeout(10)
-            client.connect((B_ADDR, port))
-            conn, _ = server.accept()
-            with conn:
-                client.sendall(b"ping")
-                return conn.recv(4) == b"ping"
-
-
 @pytest.fixture
-def netpair(uniq: str) -> Iterator[tuple[str, str]]:
+def netpair(uniq: str) -> Iterator[VethPair]:
     """Two network namespaces ``<uniq>a`` and ``<uniq>b`` joined by veth interfaces of the same names."""
-    a, b = uniq + "a", uniq + "b"
-    try:
-        sh("ip", "netns", "add", a)
-        sh("ip", "netns", "add", b)
-        sh("ip", "link", "add", a, "netns", a, "type", "veth", "peer", "name", b, "netns", b)
-        for ns, addr in ((a, A_ADDR), (b, B_ADDR)):
-            sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", ns)
-            sh("ip", "-n", ns, "link", "set", ns, "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        yield a, b
-    finally:
-        for ns in (a, b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    with VethPair(uniq, A_ADDR, B_ADDR) as net:
+        yield net
 
 
 # --- XDP and tc ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mechanism", [pytest.param(None, marks=pytest.mark.feature("xdp")), "bpf_link", "netlink"])
-def test_xdp_drops_icmp_while_tcp_connects(netpair: tuple[str, str], mechanism: str) -> None:
-    a, b = netpair
+def test_xdp_drops_icmp_while_tcp_connects(netpair: VethPair, mechanism: str) -> None:
+    b = netpair.b
     with counter_map() as m, pybpf.Program.load(icmp_dropper(m.fd, abi.XDP_DROP, abi.XDP_PASS, 0, 4), "xdp",
                                                  name="t_xdp") as prog:
         prog_id = prog.info().id
@@ -88,17 +55,17 @@ def test_xdp_drops_icmp_while_tcp_connects(netpair: tuple[str, str], mechanism: 
             assert f"prog/xdp id {prog_id} " in sh("ip", "-n", b, "link", "show", b)
             with entered(b):
                 assert xdp_query(b).prog_id == prog_id
-            assert not ping(a, B_ADDR)
+            assert not netpair.ping()
             assert m[0] >= 1
-            assert tcp_connects(a, b)
+            assert netpair.tcp_connects()
         finally:
             link.close()  # from the host namespace: the link (or its netlink socket) knows where it acts
         assert "prog/xdp" not in sh("ip", "-n", b, "link", "show", b)
-        assert ping(a, B_ADDR, count=3)
+        assert netpair.ping(count=3)
 
 
-def test_xdp_update_and_busy(netpair: tuple[str, str]) -> None:
-    a, b = netpair
+def test_xdp_update_and_busy(netpair: VethPair) -> None:
+    b = netpair.b
     with counter_map() as m:
         drop = pybpf.Program.load(icmp_dropper(m.fd, abi.XDP_DROP, abi.XDP_PASS, 0, 4), "xdp", name="t_drop")
         allow = pybpf.Program.load(icmp_dropper(m.fd, abi.XDP_PASS, abi.XDP_PASS, 0, 4), "xdp", name="t_allow")
@@ -110,20 +77,20 @@ def test_xdp_update_and_busy(netpair: tuple[str, str]) -> None:
                         attach_xdp(allow, b, mechanism="netlink")  # something is attached already
                     assert ei.value.errno_name in ("EBUSY", "EEXIST")
                 with link:
-                    assert not ping(a, B_ADDR)
+                    assert not netpair.ping()
                     link.update(allow, old=drop)
                     assert link.info().prog_id == allow.info().id
-                    assert ping(a, B_ADDR, count=3)
+                    assert netpair.ping(count=3)
                     with pytest.raises(pybpf.KernelError):
                         link.update(allow, old=drop)  # drop is not the attached program any more
                     link.update(drop)
-                    assert not ping(a, B_ADDR)
+                    assert not netpair.ping()
                 assert "prog/xdp" not in sh("ip", "-n", b, "link", "show", b)
 
 
 @pytest.mark.parametrize("mechanism", [pytest.param(None, marks=pytest.mark.feature("tc")), "bpf_link", "netlink"])
-def test_tc_ingress_drops_icmp(netpair: tuple[str, str], mechanism: str) -> None:
-    a, b = netpair
+def test_tc_ingress_drops_icmp(netpair: VethPair, mechanism: str) -> None:
+    b = netpair.b
     with counter_map() as m, pybpf.Program.load(icmp_dropper(m.fd, TC_ACT_SHOT, TC_ACT_OK, 76, 80), "sched_cls",
                                                  name="t_tc") as prog:
         prog_id = prog.info().id
@@ -135,19 +102,19 @@ def test_tc_ingress_drops_icmp(netpair: tuple[str, str], mechanism: str) -> None
                 assert f"id {prog_id} " in shown and "direct-action" in shown
             else:
                 assert link.info().type_name == "tcx"
-            assert not ping(a, B_ADDR)
+            assert not netpair.ping()
             assert m[0] >= 1
-            assert tcp_connects(a, b)
+            assert netpair.tcp_connects()
         finally:
             link.close()
         assert sh("tc", "-n", b, "filter", "show", "dev", b, "ingress").strip() == ""
         assert "clsact" not in sh("tc", "-n", b, "qdisc", "show", "dev", b)
-        assert ping(a, B_ADDR, count=3)
+        assert netpair.ping(count=3)
 
 
-def test_tc_from_section_keeps_foreign_clsact(netpair: tuple[str, str]) -> None:
+def test_tc_from_section_keeps_foreign_clsact(netpair: VethPair) -> None:
     """A clsact qdisc that was there before is left in place; ours (egress, from SEC("tc/egress")) goes."""
-    a, b = netpair
+    a = netpair.a
     sh("tc", "-n", a, "qdisc", "add", "dev", a, "clsact")
     prog, m = load_counter("sched_cls", ret=TC_ACT_OK, expected_attach_type="tcx_egress")
     prog.section = "tc/egress"
@@ -156,7 +123,7 @@ def test_tc_from_section_keeps_foreign_clsact(netpair: tuple[str, str]) -> None:
             link = prog.attach(a, mechanism="netlink")
         with link:
             assert link.info()["direction"] == "egress"
-            assert ping(a, B_ADDR)
+            assert netpair.ping()
             assert m[0] >= 1
         assert sh("tc", "-n", a, "filter", "show", "dev", a, "egress").strip() == ""
         assert "clsact" in sh("tc", "-n", a, "qdisc", "show", "dev", a)
@@ -288,49 +255,49 @@ def test_sk_msg_on_sockmap(mechanism: str) -> None:
 # --- per-namespace hooks ----------------------------------------------------------------------------------------
 
 
-def test_sk_lookup_sees_connections(netpair: tuple[str, str]) -> None:
-    a, b = netpair
+def test_sk_lookup_sees_connections(netpair: VethPair) -> None:
+    b = netpair.b
     prog, m = load_counter("sk_lookup", ret=abi.SK_PASS, expected_attach_type="sk_lookup")
     with prog, m:
         with attach_netns(prog, b) as link:
             assert link.info()["netns_ino"] == os.stat(f"/var/run/netns/{b}").st_ino
-            assert tcp_connects(a, b)
+            assert netpair.tcp_connects()
             assert m[0] >= 1
         seen = m[0]
-        assert tcp_connects(a, b) and m[0] == seen
+        assert netpair.tcp_connects() and m[0] == seen
 
 
 @pytest.mark.parametrize("mechanism", ["bpf_link", "prog_attach"])
-def test_flow_dissector_runs_for_rps(netpair: tuple[str, str], mechanism: str) -> None:
+def test_flow_dissector_runs_for_rps(netpair: VethPair, mechanism: str) -> None:
     """Receive packet steering hashes each packet b receives, which runs b's flow dissector."""
-    a, b = netpair
+    b = netpair.b
     sh("ip", "netns", "exec", b, "sh", "-c", f"echo 1 > /sys/class/net/{b}/queues/rx-0/rps_cpus")
     prog, m = load_counter("flow_dissector", ret=abi.BPF_OK, expected_attach_type="flow_dissector")
     with prog, m:
         with attach_netns(prog, b, mechanism=mechanism) as link:
             assert link.mechanism == mechanism
-            assert ping(a, B_ADDR)
+            assert netpair.ping()
             assert m[0] >= 1
         with open(f"/var/run/netns/{b}") as ns:
             assert syscall.prog_query(ns.fileno(), abi.BPF_FLOW_DISSECTOR)[1] == []
 
 
-def test_netfilter_local_in_drop(netpair: tuple[str, str]) -> None:
-    a, b = netpair
+def test_netfilter_local_in_drop(netpair: VethPair) -> None:
+    b = netpair.b
     prog, m = load_counter("netfilter", ret=NF_DROP, expected_attach_type="netfilter")
     with prog, m:
         with entered(b):
             link = attach_netfilter(prog, "ipv4", "local_in", priority=-128)
         with link:
             assert link.info()["hooknum"] == abi.NF_INET_LOCAL_IN
-            assert not ping(a, B_ADDR)
+            assert not netpair.ping()
             assert m[0] >= 1
-        assert ping(a, B_ADDR, count=3)
+        assert netpair.ping(count=3)
 
 
-def test_netlink_errors_carry_the_kernels_message(netpair: tuple[str, str]) -> None:
+def test_netlink_errors_carry_the_kernels_message(netpair: VethPair) -> None:
     """No clsact qdisc yet: the kernel's extended ACK says what is missing, and the error shows it."""
-    a, _ = netpair
+    a = netpair.a
     prog, m = load_counter("sched_cls")
     with prog, m:
         with entered(a):

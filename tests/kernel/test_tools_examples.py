@@ -66,3 +66,23 @@ def test_s9_maps_tour() -> None:
                      "tail calls: tail_step1 ran 3 times, tail_step2 3 times"):
         assert expected in out
     assert out.count("tour_record(") == 3
+
+
+def test_s5_xdp_drop(uniq: str) -> None:
+    out = example("s5_xdp_drop.py", "--prefix", uniq)
+    assert "before: ping works" in out and "with XDP: ping fails, TCP connects" in out
+    assert re.search(r"^ip link: prog/xdp id \d+ name xdp_drop", out, re.MULTILINE)
+    assert "detached: ping works; ip link shows no program" in out
+
+
+def test_s8_bash_readline() -> None:
+    out = example("s8_bash_readline.py", "--demo")
+    assert re.search(r"^\s*\d+ bash\s+echo hello from pybpf$", out, re.MULTILINE)
+    assert re.search(r"^\s*\d+ bash\s+uname -s$", out, re.MULTILINE)
+
+
+def test_s10_asm_xdp(uniq: str) -> None:
+    out = example("s10_asm_xdp.py", "--prefix", uniq, "--count", "4")
+    assert "test run, udp to port 9: XDP_DROP" in out and "test run, udp to port 53: XDP_PASS" in out
+    assert "test run, tcp syn: XDP_PASS" in out
+    assert re.search(r"UDP to port 9 dropped 4, other packets passed \d+; TCP connects$", out, re.MULTILINE)

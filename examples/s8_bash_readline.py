@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Scenario S8: print the command lines typed in any bash, from a uretprobe on bash's readline().
 
-    sudo python3 examples/bash_readline.py            # until Ctrl-C: type commands in another bash
-    sudo python3 examples/bash_readline.py --demo     # types two commands into a bash on a pseudo-terminal
+    sudo python3 examples/s8_bash_readline.py            # until Ctrl-C: type commands in another bash
+    sudo python3 examples/s8_bash_readline.py --demo     # types two commands into a bash on a pseudo-terminal
 
 The prebuilt bashreadline.bpf.o has SEC("uretprobe//bin/bash:readline"): Program.attach() reads that
 section, finds readline in /bin/bash's symbol table, turns its address into a file offset and attaches a
