@@ -23,7 +23,7 @@ _EXPORTS = {
     "Map": "maps.map",
     "load": "loader.object", "Object": "loader.object",
     "ObjectFile": "loader.reader", "ObjectSpec": "loader.spec", "ProgramSpec": "loader.spec", "MapSpec": "loader.spec",
-    "Link": "link.base",
+    "Link": "link.base", "LinkInfo": "link.info", "attach": "link.auto", "TracePipe": "trace_pipe",
     "RingBuffer": "maps.ringbuf", "UserRingBuffer": "maps.ringbuf", "PerfBuffer": "maps.perfbuf",
     "Poller": "maps.reader",
     "BTF": "btf.btf",
