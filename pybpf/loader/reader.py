@@ -379,9 +379,14 @@ class _Reader:
         btf = self.spec.btf
         types: dict[str, tuple[int, int]] = {}
         if datasec is not None and btf is not None:
+            from ..btf import Var
+
             for v in datasec.vars:
                 var = btf[v.type_id]
-                types[var.name] = (var.type_id, getattr(var, "linkage", 0))
+                if not isinstance(var, Var):
+                    raise BTFError(f"{self.where}: DATASEC {sec.name!r}: entry [{v.type_id}] is a {var.kind_name}, "
+                                   "not a VAR")
+                types[var.name] = (var.type_id, var.linkage)
         for sym in self.elf.symbols:
             if sym.shndx != sec.index or sym.type != E.STT_OBJECT or not sym.name:
                 continue
