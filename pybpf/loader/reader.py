@@ -110,11 +110,18 @@ class _Reader:
                 self._btf_sections[name] = sec
             elif sec.type == E.SHT_PROGBITS and sec.size and not sec.executable:
                 if name in _DATA_PREFIXES or name.startswith((".data.", ".rodata.")):
-                    self.data_sections[sec.index] = sec
+                    self._data_section(sec)
             elif sec.type == E.SHT_NOBITS and (name == ".bss" or name.startswith(".bss.")) and sec.size:
-                self.data_sections[sec.index] = sec
+                self._data_section(sec)
             if name == ".text" and sec.executable:
                 self.text_index = sec.index
+
+    def _data_section(self, sec: E.Section) -> None:
+        """Record a global-data section; its size becomes a map's u32 value_size."""
+        if sec.size > 0xFFFFFFFF:
+            raise self.fail(f"section {sec.name!r} (#{sec.index}) claims {sec.size} bytes: more than a map value "
+                            "can hold (value_size is 32 bits)")
+        self.data_sections[sec.index] = sec
 
     def _load_btf(self) -> None:
         from ..btf import BTF, BTFExt
