@@ -374,6 +374,8 @@ class _Parser:
                 values[key] = int(value, 0)
             except ValueError:
                 raise fail(f".map field {key} needs a number, not {value!r}") from None
+            if not 0 <= values[key] <= 0xFFFFFFFF:
+                raise fail(f".map field {key}={values[key]} does not fit 32 bits")
         if "type" not in values:
             raise fail(".map needs type=")
         if name in self.result.maps:
