@@ -23,6 +23,7 @@ _TOP = (abi.BTF_KIND_STRUCT, abi.BTF_KIND_UNION, abi.BTF_KIND_ENUM, abi.BTF_KIND
         abi.BTF_KIND_TYPEDEF)
 _BUILTIN_TYPEDEFS = ("__builtin_va_list",)  # the compiler defines these itself
 _PAD_TYPES = ((64, "long"), (32, "int"), (16, "short"), (8, "char"))
+_MAX_PAD_BITS = 1 << 27  # 16 MiB of padding (2M "long: 64;" lines): beyond that the BTF is taken as malformed
 
 HEADER = """#ifndef {guard}
 #define {guard}
@@ -212,6 +213,9 @@ class CDumper:
         cur = 0
         is_union = t.kind == abi.BTF_KIND_UNION
         for m in t.members:
+            if m.bit_offset + (m.bitfield_size or 8 * self._size(m.type_id)) > 8 * t.size:
+                raise BTFError(f"type [{t.id}] {t.kind_name} {t.name or '<anon>'}: member {m.name or '<anon>'!r} at "
+                               f"bit {m.bit_offset} lies past the end of its {t.size} bytes")
             if not is_union:
                 lines += self._padding(cur, m.bit_offset, m.type_id, m.bitfield_size, packed, pad)
             decl = self._decl(m.type_id, m.name, indent + 1)
@@ -266,6 +270,9 @@ class CDumper:
     @staticmethod
     def _fill(cur: int, end: int, pad: str) -> list[str]:
         """Unnamed bitfields covering bits [cur, end) exactly."""
+        if end - cur > _MAX_PAD_BITS:
+            raise BTFError(f"{(end - cur) // 8} bytes of padding at bit {cur} of a struct: too large to write as C "
+                           "(malformed BTF?)")
         out = []
         if cur % 8 and end > cur:
             n = min(8 - cur % 8, end - cur)
