@@ -23,7 +23,6 @@ from ..sys._cffi_abi import ffi
 from ..sys.fd import FD
 from .map import Map, _release_mmap, cpu_list
 from .reader import RAW, Consume, Emit, Maker, Reader, decoder
-from .ringbuf import ring_dup
 
 _HEAD = ffi.offsetof("struct perf_event_mmap_page", "data_head") // 8  # indexes of u64 words
 _TAIL = ffi.offsetof("struct perf_event_mmap_page", "data_tail") // 8
@@ -56,7 +55,7 @@ class PerfBuffer(Reader):
         self.lost: dict[int, int] = {}
         self._lost_cb = lost
         try:
-            self._map = pmap = perf_map if isinstance(perf_map, Map) else Map.from_fd(ring_dup(perf_map), btf=False)
+            self._map = pmap = perf_map if isinstance(perf_map, Map) else Map.from_fd(ring.dup_fd(perf_map), btf=False)
             if pmap.type != abi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
                 raise BPFError(f"PerfBuffer needs a BPF_MAP_TYPE_PERF_EVENT_ARRAY map, {pmap!r} is not one")
             codec = decoder(decode)

@@ -30,22 +30,16 @@ _HDR = abi.BPF_RINGBUF_HDR_SZ
 
 
 def _ring_map(m: Map | int, expected: int, what: str) -> tuple[Map, bool]:
-    """The Map behind ``m`` (an fd is wrapped, without taking ownership) and whether we opened it."""
+    """The Map behind ``m`` (for an fd, a Map over a duplicate of it, which the reader owns) and whether the
+    reader opened it."""
     if isinstance(m, Map):
         owned, mp = False, m
     else:
-        mp, owned = Map.from_fd(ring_dup(m), btf=False), True
+        mp, owned = Map.from_fd(ring.dup_fd(m), btf=False), True
     if mp.type != expected:
         raise BPFError(f"{what} needs a BPF_MAP_TYPE_{'USER_' if expected != abi.BPF_MAP_TYPE_RINGBUF else ''}"
                        f"RINGBUF map, {mp!r} is not one")
     return mp, owned
-
-
-def ring_dup(fd: int) -> int:
-    """A close-on-exec duplicate of ``fd`` (readers own what they hold)."""
-    import fcntl
-
-    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 0)
 
 
 class RingBuffer(Reader):
@@ -73,9 +67,8 @@ class RingBuffer(Reader):
             decode: Any = None) -> None:
         """Also read ``ring_map`` (a Map, or an fd, which is duplicated), delivering to ``callback`` (default:
         the constructor's) its records decoded with ``decode`` (None: raw)."""
-        if self._rings and callback is None:
+        if callback is None:
             callback = self._callback
-        self._callback = callback
         mp, owned = _ring_map(ring_map, abi.BPF_MAP_TYPE_RINGBUF, "RingBuffer")
         try:
             size = mp.max_entries
@@ -84,12 +77,9 @@ class RingBuffer(Reader):
             if owned:
                 mp.close()
             raise
-        views: list[memoryview] = []
         base = memoryview(prod_mm)
-        cons = memoryview(cons_mm).cast("Q")
-        prod = base[:8].cast("Q")
-        words = base.cast("I")
-        views += [cons, prod, words, base]
+        cons, prod, words = memoryview(cons_mm).cast("Q"), base[:8].cast("Q"), base.cast("I")
+        views = [cons, prod, words, base]
         self._rings.append((mp if owned else None, cons_mm, prod_mm, views))
         maker = Maker(base, prod_mm, decoder(decode))
         self._add_source(mp.fd, _ring_consumer(cons, prod, words, maker, size - 1, ring.page_size(), callback))

@@ -7,6 +7,7 @@ Thin and typed: the ring *protocols* (positions, headers, records) live in :mod:
 from __future__ import annotations
 
 import errno as _errno
+import fcntl
 import mmap as _mmap
 import os
 import select
@@ -21,6 +22,14 @@ PAGE_SIZE = _mmap.PAGESIZE
 def page_size() -> int:
     """The system page size (ring buffers and perf rings are counted in pages)."""
     return PAGE_SIZE
+
+
+def dup_fd(fd: int) -> int:
+    """A close-on-exec duplicate of ``fd`` (for readers that must own what they hold)."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 0)
+    except OSError as e:
+        raise kernel_error("fcntl F_DUPFD_CLOEXEC", e.errno or _errno.EBADF, f"fd {fd}") from None
 
 
 def _mmap_fd(fd: int, length: int, prot: int, offset: int, what: str) -> _mmap.mmap:
