@@ -22,7 +22,7 @@ from ..sys import abi, ring
 from ..sys._cffi_abi import ffi
 from ..sys.fd import FD
 from .map import Map, _release_mmap, cpu_list
-from .reader import RAW, Consume, Emit, Maker, Reader, decoder
+from .reader import RAW, Consume, Emit, Maker, Reader, callback_emit, decoder
 
 _HEAD = ffi.offsetof("struct perf_event_mmap_page", "data_head") // 8  # indexes of u64 words
 _TAIL = ffi.offsetof("struct perf_event_mmap_page", "data_tail") // 8
@@ -55,7 +55,8 @@ class PerfBuffer(Reader):
         self.lost: dict[int, int] = {}
         self._lost_cb = lost
         try:
-            self._map = pmap = perf_map if isinstance(perf_map, Map) else Map.from_fd(ring.dup_fd(perf_map), btf=False)
+            pmap = perf_map if isinstance(perf_map, Map) else Map.from_fd(ring.dup_fd(perf_map), btf=False)
+            self._map = pmap
             if pmap.type != abi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
                 raise BPFError(f"PerfBuffer needs a BPF_MAP_TYPE_PERF_EVENT_ARRAY map, {pmap!r} is not one")
             codec = decoder(decode)
@@ -89,14 +90,7 @@ class PerfBuffer(Reader):
         mask, end = size - 1, base + size
         own_mode, run, one = maker.mode, maker.run, maker.one
         lost_totals, lost_cb = self.lost, self._lost_cb
-        own_emit: Emit | None = None
-        if callback is not None:
-            from collections import deque
-
-            drain: Callable[[Any], None] = deque(maxlen=0).extend
-
-            def own_emit(records: Any) -> None:
-                drain(map(callback, repeat(cpu), records))
+        own_emit = callback_emit(callback, cpu) if callback is not None else None
 
         def consume(emit: Emit | None, mode: int) -> int:
             if emit is None:

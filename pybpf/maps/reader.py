@@ -57,12 +57,18 @@ def decoder(spec: Any) -> Codec | None:
                      f"a ctypes type or a BTF type")
 
 
-def callback_emit(callback: Callable[[Any], Any]) -> Emit:
-    """An :data:`Emit` calling ``callback`` on each record, looping in C (``deque(map(...), maxlen=0)``)."""
+def callback_emit(callback: Callable[..., Any], cpu: int | None = None) -> Emit:
+    """An :data:`Emit` calling ``callback(record)`` -- or ``callback(cpu, record)`` when ``cpu`` is given -- on
+    each record, looping in C (``deque(map(...), maxlen=0)``)."""
     drain: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+    if cpu is None:
+        def emit(records: Iterable[Any]) -> None:
+            drain(map(callback, records))
+    else:
+        cpus = repeat(cpu)
 
-    def emit(records: Iterable[Any]) -> None:
-        drain(map(callback, records))
+        def emit(records: Iterable[Any]) -> None:
+            drain(map(callback, cpus, records))
     return emit
 
 
