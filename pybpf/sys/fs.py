@@ -5,7 +5,9 @@ says clearly when it cannot."""
 from __future__ import annotations
 
 import ctypes
+import errno as _errno
 import os
+import re
 
 from ..errors import KernelError, kernel_error
 
@@ -14,14 +16,19 @@ SECURITYFS = "/sys/kernel/security"
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
+def _unescape(field: str) -> str:
+    """A mountinfo field with the kernel's octal escapes (``\\040`` space, ``\\011`` tab, ``\\012`` newline,
+    ``\\134`` backslash) decoded."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def mounts() -> list[tuple[str, str]]:
     """(mount point, file system type) of every mount visible to this process, in mount order."""
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
-            point = left.split()[4].replace("\\040", " ")
-            out.append((point, right.split()[0]))
+            out.append((_unescape(left.split()[4]), right.split()[0]))
     return out
 
 
@@ -38,6 +45,23 @@ def fstype(path: str) -> str | None:
 def is_bpffs(path: str) -> bool:
     """True if ``path`` lies inside a bpffs mount."""
     return fstype(path) == "bpf"
+
+
+def check_pin_path(path: str, command: str = "BPF_OBJ_PIN") -> None:
+    """Refuse a pin path whose directory is not inside a bpffs mount, before the kernel is asked.
+
+    Raises :class:`~pybpf.errors.PermissionDenied` (EPERM, what the kernel itself answers) naming the path, the
+    file system it is on and what to do.  When the mount table cannot be read, the kernel decides."""
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        kind = fstype(parent)
+    except OSError:
+        return
+    if kind != "bpf":
+        raise kernel_error(command, _errno.EPERM, f"{path} is not inside a bpffs mount: {parent} is on "
+                           f"{kind or 'an unknown file system'}",
+                           hint=f"pins must lie inside a mounted bpffs: pin under {BPFFS} (mount -t bpf bpf "
+                                f"{BPFFS} if it is not mounted)")
 
 
 def _mount(source: str, target: str, kind: str) -> None:

@@ -346,7 +346,13 @@ def prog_bind_map(prog_fd: int, map_fd: int) -> None:
 
 
 def obj_pin(fd: int, path: str) -> None:
-    """BPF_OBJ_PIN: pin a map/program/link at ``path`` inside a bpffs mount."""
+    """BPF_OBJ_PIN: pin a map/program/link at ``path`` inside a bpffs mount.
+
+    A path outside bpffs is refused (:class:`~pybpf.errors.PermissionDenied` naming its file system) before the
+    kernel is called."""
+    from .fs import check_pin_path
+
+    check_pin_path(path)
     a = new_attr()
     p = _cstr(os.fsencode(path))
     a.pathname, a.bpf_fd = address(p), fd
