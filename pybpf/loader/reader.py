@@ -513,8 +513,10 @@ class _Reader:
     def _function_at(self, shndx: int, slot: int, where: str, sym_name: str) -> ProgramSpec:
         fn = self.functions.get((shndx, slot))
         if fn is None:
-            raise LinkError(f"{where}: {sym_name!r} resolves to instruction {slot} of section "
-                            f"{self.elf.sections[shndx].name!r}, where no function starts")
+            sections = self.elf.sections
+            sec = repr(sections[shndx].name) if 0 < shndx < len(sections) else f"#{shndx} (not a code section)"
+            raise LinkError(f"{where}: {sym_name!r} resolves to instruction {slot} of section {sec}, where no "
+                            "function starts")
         if not fn.subprogram:
             raise LinkError(f"{where}: {fn.name!r} is a program (section {fn.section!r}); only .text functions "
                             "can be called or referenced")
