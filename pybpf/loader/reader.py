@@ -54,7 +54,13 @@ def ObjectFile(source: str | os.PathLike[str] | bytes | bytearray | memoryview, 
                 data = f.read()
         except OSError as e:
             raise ELFError(f"{path}: cannot read: {e.strerror or e}") from None
-    return _Reader(data, path, name).spec
+    try:
+        return _Reader(data, path, name).spec
+    except (BTFError, LinkError) as e:  # met in BTF while reading maps, globals, externs: name the object
+        where = path or "<bytes>"
+        if str(e).startswith(where):
+            raise
+        raise type(e)(f"{where}: {'.BTF: ' if isinstance(e, BTFError) else ''}{e}") from None
 
 
 class _Reader:
