@@ -9,8 +9,8 @@ Importing this package is cheap; submodules load on first use of a name:
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
+
 
 _LAZY = {
     "BTF": "btf", "Field": "btf", "Strings": "btf",
@@ -24,16 +24,4 @@ _TYPES = ("Type", "Void", "Int", "Ptr", "Array", "Member", "Struct", "Union", "E
 _LAZY.update(dict.fromkeys(_TYPES, "types"))
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

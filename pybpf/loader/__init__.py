@@ -5,8 +5,8 @@ Names resolve lazily: importing this package imports neither pyelftools nor the 
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
+
 
 _LAZY = {
     "ObjectFile": "reader", "internal_map_name": "reader",
@@ -17,17 +17,5 @@ _LAZY = {
     "parse_section": "sections", "SectionInfo": "sections",
 }
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

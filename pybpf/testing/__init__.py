@@ -3,21 +3,10 @@
 Importing this package does not import pytest."""
 from __future__ import annotations
 
-from typing import Any
+from .._lazy import lazy_exports
 
-_LAZY = {"run": "helpers", "RunResult": "helpers", "assert_map": "helpers", "map_diff": "helpers"}
+_LAZY = {"run": "helpers", "RunResult": "helpers", "assert_map": "helpers", "map_diff": "helpers",
+         "packets": "packets"}
 
-__all__ = sorted(_LAZY) + ["packets"]
-
-
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    if name == "packets":
-        return importlib.import_module(f"{__name__}.packets")
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
+__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
