@@ -1,0 +1,17 @@
+r6 = r1
+r1 = 0x1
+*(u32 *)(r10 - 0x4) = w1
+r2 = r10
+r2 += -0x4
+ld_pseudo	r1, 0x1, 0x3
+call 0x1
+if r0 == 0x0 goto +0x7
+r1 = *(u64 *)(r0 + 0x0)
+r1 += 0x1
+*(u64 *)(r0 + 0x0) = r1
+w1 = *(u32 *)(r6 + 0x0)
+r2 = *(u64 *)(r0 + 0x8)
+r2 += r1
+*(u64 *)(r0 + 0x8) = r2
+r0 = 0xffffffff ll
+exit
