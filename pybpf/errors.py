@@ -79,7 +79,8 @@ def _default_hint(err: int) -> str:
     if err == _errno.EPERM:
         if os.geteuid() == 0:
             return ("operation not permitted although running as root: the kernel itself refuses it (lockdown, "
-                    "a blocked function tracer, an LSM, or a missing capability in this container)")
+                    "a blocked function tracer, an LSM, a missing capability in this container, or before "
+                    "Linux 5.11 an exhausted RLIMIT_MEMLOCK: raise `ulimit -l`)")
         return ("operation not permitted: run as root or grant CAP_BPF (plus CAP_PERFMON for tracing, "
                 "CAP_NET_ADMIN for networking, CAP_SYS_ADMIN on kernels before 5.8)")
     return _HINTS.get(err, os.strerror(err))

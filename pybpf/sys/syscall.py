@@ -60,6 +60,40 @@ def obj_name(name: str) -> bytes:
     return out
 
 
+# --- memlock -----------------------------------------------------------------------------------------------
+
+_memlock_checked = False
+
+
+def bump_memlock() -> None:
+    """Raise RLIMIT_MEMLOCK on kernels that charge BPF memory to it (before 5.11), as libbpf does.
+
+    Kernels that account BPF memory to the memory cgroup are recognised by probing for a helper that arrived
+    with that change (bpf_ktime_get_coarse_ns) and are left alone.  Failing to raise the limit (no
+    CAP_SYS_RESOURCE) is never fatal: map creation then says what is wrong.  Runs once per process."""
+    global _memlock_checked
+    if _memlock_checked:
+        return
+    _memlock_checked = True
+    import resource
+    import struct
+
+    if resource.getrlimit(resource.RLIMIT_MEMLOCK)[0] == resource.RLIM_INFINITY:
+        return
+    code = struct.pack("<BBhiBBhi", 0x85, 0, 0, abi.BPF_FUNC_ktime_get_coarse_ns, 0x95, 0, 0, 0)
+    buf, lic = ffi.from_buffer(code), ffi.new("char[]", b"GPL")
+    a = new_attr()
+    a.prog_type, a.insn_cnt, a.insns, a.license = abi.BPF_PROG_TYPE_SOCKET_FILTER, 2, address(buf), address(lic)
+    fd = _syscall(NR_BPF, abi.BPF_PROG_LOAD, address(a), ATTR_SIZE, 0, 0)
+    if fd >= 0:
+        os.close(fd)
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        pass  # not permitted here; the kernel's own error will name the problem if a map does not fit
+
+
 # --- maps -------------------------------------------------------------------------------------------------
 
 
@@ -80,6 +114,7 @@ def map_create(
     map_extra: int = 0,
 ) -> int:
     """BPF_MAP_CREATE: return the new map's fd."""
+    bump_memlock()
     a = new_attr()
     a.map_type, a.key_size, a.value_size, a.max_entries = map_type, key_size, value_size, max_entries
     a.map_flags, a.inner_map_fd, a.numa_node, a.map_ifindex = map_flags, inner_map_fd, numa_node, map_ifindex
@@ -201,6 +236,7 @@ def prog_load(
     kernel's reported ``log_true_size`` when it has one) until the log is whole, so it is never truncated.
     Failures raise :class:`VerifierError` carrying the whole log and the program's name.
     """
+    bump_memlock()
     if len(insns) % 8:
         raise ValueError(f"program {name!r}: instruction bytes ({len(insns)}) are not a multiple of 8")
     keep = []  # buffers referenced from the attr must outlive the call
@@ -425,6 +461,7 @@ def obj_info(fd: int, kind: str, info: Any = None) -> Any:
 
 def btf_load(data: bytes, log_level: int = 0) -> int:
     """BPF_BTF_LOAD: return the BTF object's fd. On failure the kernel's BTF log is in the error."""
+    bump_memlock()
     buf = ffi.from_buffer(data)
     size = LOG_BUF_START
     level = log_level

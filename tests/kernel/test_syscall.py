@@ -173,3 +173,16 @@ def test_fds_are_released() -> None:
         pybpf.Map.create("array", 4, 4, 1)  # dropped: closed by the garbage collector
     gc.collect()
     assert open_fds() == before
+
+
+def test_memlock_left_alone_where_memcg_accounts() -> None:
+    """Kernels with memory-cgroup accounting (this one) need no RLIMIT_MEMLOCK bump; pybpf leaves it as is."""
+    import resource
+
+    from pybpf.sys import probes
+
+    before = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    syscall._memlock_checked = False
+    pybpf.Map.create("array", 4, 4, 1).close()
+    if probes.feature("memcg_account"):
+        assert resource.getrlimit(resource.RLIMIT_MEMLOCK) == before
