@@ -8,7 +8,6 @@ another thread wakes a sleeping ``poll()``, waits for it to return, then unmaps 
 """
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import deque
 from contextlib import contextmanager
@@ -218,6 +217,8 @@ class Reader:
 
     async def wait_async(self) -> None:
         """Wait, without blocking the event loop, until records are waiting (or the reader is closed)."""
+        import asyncio  # here, not at the top: importing asyncio costs a tool's start-up ~0.1 s
+
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         fd = self.fileno()
@@ -233,6 +234,8 @@ class Reader:
 
     async def poll_async(self, timeout: float | None = None) -> int:
         """:meth:`poll` for asyncio: deliver waiting records, else wait up to ``timeout`` seconds for some."""
+        import asyncio
+
         n = self.consume()
         if n or self._closed:
             return n
