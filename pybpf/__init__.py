@@ -17,9 +17,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "BPFError": "errors", "ParseError": "errors", "ELFError": "errors", "BTFError": "errors", "AsmError": "errors",
     "LinkError": "errors", "SectionError": "errors", "KernelError": "errors", "PermissionDenied": "errors",
-    "NotSupported": "errors", "NotFound": "errors", "VerifierError": "errors",
+    "NotSupported": "errors", "NotFound": "errors", "VerifierError": "errors", "CodecError": "errors",
     "Program": "program", "TestRunResult": "program",
-    "Map": "maps.map",
+    "Map": "maps.map", "MapInfo": "maps.map", "Codec": "maps.codec",
     "load": "loader.object", "Object": "loader.object",
     "ObjectFile": "loader.reader", "ObjectSpec": "loader.spec", "ProgramSpec": "loader.spec", "MapSpec": "loader.spec",
     "Link": "link.base", "LinkInfo": "link.info", "attach": "link.auto", "TracePipe": "trace_pipe",
