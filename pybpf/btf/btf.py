@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any, Callable, Iterator
 
@@ -203,10 +204,11 @@ class BTF:
         self._data = b""
         self._words: Any = ()
         self._tsec = 0  # byte offset of the type section in _data
-        self._starts: list[int] = []
+        self._starts: Sequence[int] = []  # word index of each parsed record (a list, or an array from an index)
         self._types: dict[int, Type] = {}
         self._added: list[Type] = []
         self._dirty: set[int] = set()
+        self._name_offs: bytes | None = None
         self._names: tuple[set[int], bytes] | None = None
         self._found: dict[str, list[int]] = {}  # name -> own ids, cleared when types are added or replaced
         self._header = (0, _HDR_LEN)  # flags, hdr_len
@@ -219,8 +221,11 @@ class BTF:
     # ---- reading --------------------------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview, base: BTF | None = None) -> BTF:
-        """Parse raw BTF (``.BTF`` section contents, ``/sys/kernel/btf/*``); split BTF needs its ``base``."""
+    def parse(cls, data: bytes | bytearray | memoryview, base: BTF | None = None, *, index: bytes | None = None) -> BTF:
+        """Parse raw BTF (``.BTF`` section contents, ``/sys/kernel/btf/*``); split BTF needs its ``base``.
+
+        ``index`` (what :meth:`index` gave for the same ``data``) replaces the pass over the type section; one
+        that does not fit the type section is ignored."""
         data = bytes(data)
         if len(data) < 8:
             raise BTFError(f"BTF is {len(data)} bytes: too short for a header")
@@ -268,6 +273,8 @@ class BTF:
             words.frombytes(tsec)
             words.byteswap()
         self._words = words
+        if index is not None and self._adopt(index):
+            return self
         starts, end = _scan(words)
         if end != len(words):
             bad = starts[-1]
@@ -284,6 +291,31 @@ class BTF:
             raise BTFError(f"BTF has {len(starts)} types: more than BTF_MAX_TYPE")
         self._starts = starts
         return self
+
+    def index(self) -> bytes:
+        """The index :meth:`parse` builds in its pass over the type section (where each record starts, and its
+        name offset), as bytes to keep (:mod:`pybpf.btf.kernel` caches vmlinux's) and give back to ``parse``."""
+        return array("I", self._starts).tobytes() + self._name_offsets()
+
+    def _adopt(self, index: bytes) -> bool:
+        """Take ``index`` as this BTF's record index if it fits the type section (else leave it and say so)."""
+        n, odd = divmod(len(index), 8)
+        starts = array("I", index[:4 * n])
+        words = self._words
+        if odd or self.first_id + n - 1 > abi.BTF_MAX_TYPE:
+            return False
+        if n:
+            last = starts[-1]
+            if starts[0] or last + 3 > len(words):
+                return False
+            info = words[last + 1]
+            if last + _REC_BASE[info >> 24] + (info & 0xFFFFFF) * _REC_PER[info >> 24] != len(words):
+                return False
+        elif len(words):
+            return False
+        self._starts = starts
+        self._name_offs = index[4 * n:]
+        return True
 
     @classmethod
     def load(cls, path: str, base: BTF | None = None) -> BTF:
@@ -386,14 +418,20 @@ class BTF:
 
         return self._find_own(kind, self.strings.offsets_matching(prefix, accept), check)
 
-    def _name_index(self) -> tuple[set[int], bytes]:
-        """(set of name offsets used by parsed records, their name offsets as native u32 bytes in id order),
-        built on the first name lookup with two C-level passes."""
-        if self._names is None:
+    def _name_offsets(self) -> bytes:
+        """Each parsed record's name offset, as native u32 bytes in id order (one C-level pass, done once)."""
+        if self._name_offs is None:
             starts = self._starts
             got = itemgetter(*starts)(self._words) if starts else ()
             got = (got,) if len(starts) == 1 else got
-            self._names = (set(got), array("I", got).tobytes())
+            self._name_offs = array("I", got).tobytes()
+        return self._name_offs
+
+    def _name_index(self) -> tuple[set[int], bytes]:
+        """(set of name offsets used by parsed records, :meth:`_name_offsets`), built on the first name lookup."""
+        if self._names is None:
+            offs = self._name_offsets()
+            self._names = (set(memoryview(offs).cast("I")), offs)
         return self._names
 
     def _find_own(self, kind: int | None, offsets: list[int] | None, check: Callable[[str], bool]) -> list[Type]:

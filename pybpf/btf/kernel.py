@@ -2,7 +2,8 @@
 
 Parsed BTF is cached per process, keyed on the file's identity (device, inode, size, modification time), so a
 module that is unloaded and loaded again, or a different file at the same path, is read afresh.  Parsing is
-lazy (see :mod:`pybpf.btf.btf`): opening vmlinux costs one pass over its type section.
+lazy (see :mod:`pybpf.btf.btf`): opening vmlinux costs one pass over its type section -- and not even that
+when :mod:`pybpf._cache` holds the index of the same blob (keyed by its SHA-256 and the parsing code).
 """
 from __future__ import annotations
 
@@ -27,8 +28,31 @@ def _load(path: str, base: BTF | None) -> BTF:
     hit = _cache.get(path)
     if hit is not None and hit[0] == key and (base is None or hit[1].base is base):
         return hit[1]
-    btf = BTF.load(path, base)
+    btf = BTF.load(path, base) if base is not None else _load_indexed(path)
     _cache[path] = (key, btf)
+    return btf
+
+
+def _load_indexed(path: str) -> BTF:
+    """Parse the base BTF at ``path`` with its record index from the on-disk cache, storing it there if absent."""
+    from .. import _cache as disk
+    from . import btf as btf_module
+    from . import types
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise BTFError(f"cannot read kernel BTF {path}: {e.strerror}") from None
+    key = disk.digest(data) + disk.code_key(btf_module.__file__, types.__file__)
+    index = disk.load("btf-index", key)
+    try:
+        btf = BTF.parse(data, index=index)
+    except BTFError as e:
+        raise BTFError(f"{path}: {e}") from None
+    fresh = btf.index()
+    if fresh != index:  # none stored, or one that did not fit
+        disk.store("btf-index", key, fresh)
     return btf
 
 

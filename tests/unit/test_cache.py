@@ -1,0 +1,178 @@
+"""The on-disk cache (pybpf._cache) and what uses it: an entry is used only when it matches its input and is
+intact; a corrupt, truncated or foreign entry, a changed input, and an unusable directory all fall back to
+computing afresh -- with the same results, and without an error."""
+from __future__ import annotations
+
+import os
+from array import array
+from pathlib import Path
+
+import pytest
+
+from pybpf import _cache
+from pybpf.btf import BTF, Int, Member, Ptr, Struct, kernel
+from pybpf.sys import abi
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private, empty cache directory for the test (``XDG_CACHE_HOME``); returns ``.../pybpf``."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "pybpf"
+
+
+def entries(cache: Path, kind: str) -> list[Path]:
+    return sorted(p for p in cache.glob(f"{kind}-*") if not p.name.endswith(".tmp")) if cache.exists() else []
+
+
+# ---- the store itself ------------------------------------------------------------------------------------
+
+
+def test_store_and_load(cache_home: Path) -> None:
+    assert _cache.load("k", b"key") is None
+    _cache.store("k", b"key", b"payload")
+    assert _cache.load("k", b"key") == b"payload"
+    assert _cache.load("k", b"other key") is None
+    assert _cache.load("other", b"key") is None
+    (path,) = entries(cache_home, "k")
+    assert path.stat().st_mode & 0o777 == 0o600 and cache_home.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage", "other key"])
+def test_damaged_entries_are_ignored(cache_home: Path, damage: str) -> None:
+    _cache.store("k", b"key", b"payload" * 100)
+    (path,) = entries(cache_home, "k")
+    blob = path.read_bytes()
+    if damage == "truncate":
+        blob = blob[:-1]
+    elif damage == "flip":
+        blob = blob[:-10] + bytes([blob[-10] ^ 1]) + blob[-9:]
+    elif damage == "empty":
+        blob = b""
+    elif damage == "garbage":
+        blob = os.urandom(len(blob))
+    else:  # a valid entry of another key under this key's name
+        _cache.store("k", b"another", b"payload" * 100)
+        (other,) = [p for p in entries(cache_home, "k") if p != path]
+        blob = other.read_bytes()
+    path.write_bytes(blob)
+    assert _cache.load("k", b"key") is None
+    _cache.store("k", b"key", b"payload" * 100)
+    assert _cache.load("k", b"key") == b"payload" * 100
+
+
+def test_unusable_directory_is_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    _cache.store("k", b"key", b"payload")
+    assert _cache.load("k", b"key") is None
+
+
+def test_directory_others_can_write_is_not_used(cache_home: Path) -> None:
+    _cache.store("k", b"key", b"payload")
+    cache_home.chmod(0o777)
+    try:
+        assert _cache.load("k", b"key") is None
+        _cache.store("k", b"key2", b"payload")
+        assert len(entries(cache_home, "k")) == 1
+    finally:
+        cache_home.chmod(0o700)
+    assert _cache.load("k", b"key") == b"payload"
+
+
+def test_relative_xdg_cache_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")
+    assert _cache.directory() == os.path.join(os.path.expanduser("~"), ".cache", "pybpf")
+
+
+def test_least_recently_used_entries_are_pruned(cache_home: Path) -> None:
+    for i in range(_cache._KEEP + 3):
+        _cache.store("k", b"key%d" % i, b"x")
+        os.utime(_cache._file(str(cache_home), "k", b"key%d" % i), ns=(i * 10**9, i * 10**9))  # stored in order
+    assert len(entries(cache_home, "k")) == _cache._KEEP
+    assert [_cache.load("k", b"key%d" % i) for i in range(_cache._KEEP + 3)] == [None] * 3 + [b"x"] * _cache._KEEP
+
+
+# ---- the kernel BTF index --------------------------------------------------------------------------------
+
+
+def sample_btf(n: int = 50) -> bytes:
+    """A base BTF with ``n`` structs (some sharing a name) and the types they use."""
+    b = BTF()
+    i = b.add(Int("int", 4, abi.BTF_INT_SIGNED))
+    for k in range(n):
+        b.add(Struct(f"s{k % 7}", 16, [Member("a", i, 0), Member("p", b.add(Ptr(i)), 64)]))
+    return b.to_bytes()
+
+
+def summary(btf: BTF) -> list[tuple[int, ...]]:
+    """What lookups give: the ids of each name, and each type's text."""
+    return [tuple(t.id for t in btf.find(f"s{k}")) for k in range(8)] + [(hash(str(t)),) for t in btf]
+
+
+def test_kernel_btf_index_is_cached_and_used(cache_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "vmlinux"
+    path.write_bytes(sample_btf())
+    expected = summary(BTF.parse(path.read_bytes()))
+    cold = kernel.vmlinux(str(path))
+    (entry,) = entries(cache_home, "btf-index")
+    assert summary(cold) == expected
+    kernel._cache.clear()
+    warm = kernel.vmlinux(str(path))
+    assert warm is not cold and summary(warm) == expected
+    assert isinstance(warm._starts, array)  # the index was read back, not rebuilt by a pass over the types
+    assert warm.index() == cold.index() == BTF.parse(path.read_bytes()).index()
+    assert entries(cache_home, "btf-index") == [entry] and entry.read_bytes()  # used, not rewritten
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "wrong index"])
+def test_bad_kernel_btf_index_is_rebuilt(cache_home: Path, tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "vmlinux"
+    path.write_bytes(sample_btf())
+    expected = summary(BTF.parse(path.read_bytes()))
+    kernel.vmlinux(str(path))
+    (entry,) = entries(cache_home, "btf-index")
+    if damage == "corrupt":
+        blob = bytearray(entry.read_bytes())
+        blob[len(blob) // 2] ^= 0xFF
+        entry.write_bytes(blob)
+    else:  # intact and keyed right, but not this blob's index (as if the index format changed, not the key)
+        _cache.store("btf-index", _kernel_key(path), BTF.parse(sample_btf(40)).index())
+    kernel._cache.clear()
+    assert summary(kernel.vmlinux(str(path))) == expected
+    assert _cache.load("btf-index", _kernel_key(path)) == BTF.parse(path.read_bytes()).index()
+
+
+def _kernel_key(path: Path) -> bytes:
+    from pybpf.btf import btf as btf_module
+    from pybpf.btf import types
+
+    return _cache.digest(path.read_bytes()) + _cache.code_key(btf_module.__file__, types.__file__)
+
+
+def test_changed_kernel_btf_gets_its_own_index(cache_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "vmlinux"
+    path.write_bytes(sample_btf(50))
+    kernel.vmlinux(str(path))
+    path.write_bytes(sample_btf(30))
+    os.utime(path, ns=(1, 1))  # a new file identity for the in-process cache
+    changed = kernel.vmlinux(str(path))
+    assert summary(changed) == summary(BTF.parse(sample_btf(30)))
+    assert len(entries(cache_home, "btf-index")) == 2
+
+
+def test_kernel_btf_without_a_usable_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    path = tmp_path / "vmlinux"
+    path.write_bytes(sample_btf())
+    assert summary(kernel.vmlinux(str(path))) == summary(BTF.parse(path.read_bytes()))
+
+
+def test_parse_ignores_an_index_that_does_not_fit() -> None:
+    data = sample_btf()
+    good = BTF.parse(data)
+    for bad in (b"", b"\0" * 7, good.index()[:-8], BTF.parse(sample_btf(40)).index(), b"\xff" * len(good.index())):
+        assert summary(BTF.parse(data, index=bad)) == summary(good)
