@@ -20,7 +20,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(HERE, "..", "tests"), os.path.join(HERE, "..", "tests", "kernel")]  # directives()
+sys.path[:0] = [os.path.join(HERE, "..", "tests")]  # libbpf_oracle.directives()
 
 
 def _timed(fn: object, repeat: int) -> float:
@@ -46,7 +46,7 @@ def _load_and_close(path: str) -> None:
 def main() -> int:
     """Measure every object given (default: all prebuilt ones) and print the table."""
     import pybpf.prebuilt
-    from test_oracle_load import directives
+    from libbpf_oracle import directives
 
     import pybpf.loader as L
     from pybpf.errors import BPFError
