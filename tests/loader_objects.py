@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 
 import pytest
 
@@ -13,16 +14,18 @@ VMLINUX_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            "src")
 
 
-def build(tmp_path: object, source: str, name: str = "t", debug: bool = True) -> str:
-    """Compile C ``source`` (vmlinux.h and the libbpf headers are available) into ``tmp_path/name.bpf.o``;
-    return its path."""
-    if not shutil.which(CLANG):
-        pytest.skip(f"{CLANG} is not installed (apt install clang-19): cannot build test objects")
+def build(tmp_path: object, source: str, name: str = "t", debug: bool = True, clang: str = CLANG,
+          opt: str = "-O2", cflags: Sequence[str] = ()) -> str:
+    """Compile C ``source`` (vmlinux.h and the libbpf headers are available) into ``tmp_path/name.bpf.o``
+    with ``clang`` at ``opt`` (plus ``cflags``); return its path."""
+    if not shutil.which(clang):
+        pytest.skip(f"{clang} is not installed (apt install {clang}): cannot build test objects")
     src = os.path.join(str(tmp_path), f"{name}.bpf.c")
     out = os.path.join(str(tmp_path), f"{name}.bpf.o")
     with open(src, "w") as f:
         f.write(source)
-    cmd = [CLANG, "-O2", "-target", "bpf", "-I", VMLINUX_DIR, "-c", src, "-o", out, "-Wno-unused-function"]
+    cmd = [clang, opt, "-target", "bpf", "-I", VMLINUX_DIR, "-c", src, "-o", out, "-Wno-unused-function",
+           *cflags]
     cmd += ["-g"] if debug else []
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode:
@@ -133,3 +136,22 @@ SEC("pybpf_no_such_kind/x")
 int odd(void *ctx) { return 0; }
 char LICENSE[] SEC("license") = "GPL";
 """
+
+
+#: a CO-RE read of a field no kernel struct has: the relocation cannot be satisfied, the instruction is poisoned
+#: and the verifier trips on it; pybpf's LinkError must match MISSING_FIELD_ERROR
+MISSING_FIELD = HEADER + """
+#include <bpf/bpf_core_read.h>
+struct task_struct___pybpf { int pybpf_no_such_field; } __attribute__((preserve_access_index));
+SEC("tracepoint/syscalls/sys_enter_getpid")
+int get(void *ctx)
+{
+	struct task_struct___pybpf *t = (void *)bpf_get_current_task();
+	return BPF_CORE_READ(t, pybpf_no_such_field);
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+#: the error names the program, the instruction and the relocation (kind, type, field access)
+MISSING_FIELD_ERROR = (r"(?s)program 'get' uses CO-RE relocations this kernel cannot satisfy.*\n  insn #\d+: "
+                       r"byte_off \[\d+\] struct task_struct___pybpf\.pybpf_no_such_field \(0:0 @ offset 0\) "
+                       r"=> poisoned")
