@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what pybpf's test suite needs on a fresh Debian bookworm machine, then pybpf itself (editable).
 # Test-only tools come from apt: llvm-19 (llvm-mc/llvm-objdump oracles), clang-19 + libbpf-dev (building
-# objects in tests), bpftool (libbpf's loader as the oracle), iproute2/iputils-ping (network tests).
+# objects in tests), clang-14 + clang-16 (the corpus built by bookworm's other clangs:
+# tests/kernel/test_oracle_compilers.py), bpftool (libbpf's loader as the oracle), iproute2/iputils-ping
+# (network tests).  Already installed packages are not looked at again (no apt-get update then).
 # None of them is needed to install or run pybpf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(llvm-19 clang-19 libbpf-dev bpftool iproute2 iputils-ping busybox-static)
+apt_pkgs=(llvm-19 clang-19 clang-14 clang-16 libbpf-dev bpftool iproute2 iputils-ping busybox-static)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
