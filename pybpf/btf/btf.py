@@ -331,6 +331,8 @@ class BTF:
         return self.first_id + len(self._starts) + len(self._added)
 
     def __getitem__(self, type_id: int) -> Type:
+        """The type with id ``type_id`` (ids below ``first_id`` come from the base BTF); BTFError when out of
+        range.  Also :meth:`type_by_id`."""
         t = self._types.get(type_id)
         if t is not None:
             return t
