@@ -17,3 +17,28 @@ def _imported(code: str, modules: tuple[str, ...]) -> list[str]:
 
 def test_readers_do_not_import_asyncio() -> None:
     assert _imported("import pybpf.maps.ringbuf, pybpf.maps.perfbuf, pybpf.tools.runner", ("asyncio",)) == []
+
+
+def test_cli_command_table_matches_the_modules() -> None:
+    import argparse
+
+    from pybpf.cli import COMMANDS, build_parser
+
+    def choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(sub.choices)
+
+    full = choices(build_parser())
+    assert sorted(full) == sorted(COMMANDS)
+    for command, module in COMMANDS.items():
+        alone = choices(build_parser(command))
+        assert sorted(alone) == sorted(c for c, m in COMMANDS.items() if m == module)
+        assert alone[command].format_help() == full[command].format_help()
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    code = ("from pybpf.cli import build_parser, _command\n"
+            "build_parser(_command(['--debug', 'load', 'x.o', '--pin', '/sys/fs/bpf/x']))")
+    others = tuple(f"pybpf.cli.{m}" for m in ("asm", "btf", "feature", "gen", "inspect", "link", "map", "prog", "run",
+                                              "trace_pipe"))
+    assert _imported(code, others + ("pybpf.cli.load",)) == ["pybpf.cli.load"]
