@@ -245,6 +245,10 @@ class _Parser:
         return self.result
 
     def line(self, line: str, lineno: int) -> None:
+        header = _OBJDUMP_SECTION.match(line)
+        if header:  # before comments are cut: a section name may hold '//' (uprobe//bin/bash:readline)
+            self.switch(header[1])
+            return
         comment = _COMMENT.search(line)
         body = line[:comment.start()] if comment else line
         if not body or body.isspace():

@@ -189,6 +189,13 @@ Disassembly of section xdp:
     assert prog[0].symbol == "prog" and [str(i) for i in prog] == ["r0 = 0x1", "r1 = 0x1234 ll", "goto +0x0", "exit"]
 
 
+def test_objdump_section_header_with_slashes() -> None:
+    """A section name holding '//' (a uprobe's binary path) is a section, not the start of a comment."""
+    asm = parse_assembly("Disassembly of section uretprobe//bin/bash:readline:\nf:\n\tr0 = 0 // zero\n\texit\n")
+    assert list(asm.sections) == ["uretprobe//bin/bash:readline"]
+    assert [str(i) for i in asm.sections["uretprobe//bin/bash:readline"]] == ["r0 = 0x0", "exit"]
+
+
 def test_directives_and_sections() -> None:
     asm = parse_assembly("""
         .file "x.c"
