@@ -63,3 +63,35 @@ def parse_bytes(words: Iterable[str]) -> bytes:
 def hexbytes(b: bytes) -> str:
     """Bytes as bpftool prints them: ``01 00 00 00``."""
     return " ".join(f"{x:02x}" for x in b)
+
+
+class SourceLines:
+    """Source annotations of one instruction listing, from line info (``slot -> Line``, see
+    :class:`pybpf.loader.Line`): :meth:`before` gives the comment to print above an instruction, as
+    ``llvm-objdump -S`` and ``bpftool prog dump xlated`` do -- ``; <source text>`` (leading blanks dropped), with
+    `` [file:line:col]`` added for lines from another file than the listing's first one (a header's inline
+    function).  A record repeating the line just shown (another column of it) is not shown again, unless
+    ``linum``, which shows every record with its ``[file:line:col]``."""
+
+    def __init__(self, lines: dict[int, Any], linum: bool = False):
+        self.lines = lines
+        self.linum = linum
+        self.home = lines[min(lines)].file if lines else None
+        self._last: tuple[str, int] | None = None
+
+    def reset(self) -> None:
+        """Forget the line shown last (at a function's start, so that its first line is shown)."""
+        self._last = None
+
+    def before(self, slot: int) -> str | None:
+        """The annotation for the instruction at ``slot``, or None (no line info record points at it, or it
+        repeats the line shown last)."""
+        ln = self.lines.get(slot)
+        if ln is None or (not self.linum and (ln.file, ln.line) == self._last):
+            return None
+        self._last = (ln.file, ln.line)
+        where = f"{ln.file}:{ln.line}:{ln.col}"
+        text = ln.text.strip()
+        if not text:
+            return f"; {where}"
+        return f"; {text} [{where}]" if self.linum or ln.file != self.home else f"; {text}"

@@ -4,6 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._common import SourceLines
+
+if TYPE_CHECKING:
+    from ..loader.spec import Line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,10 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=assemble_command)
     d = subparsers.add_parser("disasm", help="disassemble an ELF object or raw instructions",
                               description="Print the instructions of each program section of an ELF object (or "
-                              "of a raw instruction file) in llvm-objdump's syntax.")
+                              "of a raw instruction file) in llvm-objdump's syntax.  When the object has BTF "
+                              "line info (.BTF.ext), each source line is printed as a '; <source text>' comment "
+                              "above the first instruction compiled from it, as llvm-objdump -S does; lines from "
+                              "another file than the section's first (headers) also show [file:line:col].  The "
+                              "listing stays assembly text that 'pybpf asm' reads back.")
     d.add_argument("file", help="ELF object or raw instruction file")
     d.add_argument("--section", "-s", action="append", help="only this section (repeatable)")
     d.add_argument("--helpers", action="store_true", help="print helper calls by name")
+    d.add_argument("--no-source", action="store_true", help="leave out the source line annotations")
+    d.add_argument("--linum", action="store_true", help="show [file:line:col] on every source line annotation")
     d.set_defaults(func=disassemble_command)
 
 
@@ -49,27 +61,55 @@ def disassemble_command(args: argparse.Namespace) -> int:
     """Handler of ``pybpf disasm``."""
     data = Path(args.file).read_bytes()
     if data[:4] == b"\x7fELF":
-        lines = _disassemble_elf(args.file, args.section, args.helpers)
+        lines = _disassemble_elf(args.file, args.section, args.helpers, not args.no_source, args.linum)
     else:
         lines = _listing(data, {}, {}, args.helpers)
     print("\n".join(lines))
     return 0
 
 
-def _listing(code: bytes, symbols: dict[int, list[str]], relocations: dict[int, str], helpers: bool) -> list[str]:
-    """``slot: text`` lines with ``name:`` labels at symbol offsets and relocations as trailing comments."""
+def _listing(code: bytes, symbols: dict[int, list[str]], relocations: dict[int, str], helpers: bool,
+             source: SourceLines | None = None) -> list[str]:
+    """``slot: text`` lines with ``name:`` labels at symbol offsets, relocations as trailing comments and, given
+    ``source``, source line comments above the instructions line info points at."""
     from ..asm import Instructions, format_instruction
 
     instructions = Instructions.decode(code)
     out = []
     for slot, ins in zip(instructions.offsets(), instructions):
-        out.extend(f"{name}:" for name in symbols.get(slot * 8, ()))
+        names = symbols.get(slot * 8, ())
+        out.extend(f"{name}:" for name in names)
+        if source is not None and names:
+            source.reset()
+        note = source.before(slot) if source is not None else None
+        if note is not None:
+            out.append(note)
         relo = relocations.get(slot * 8)
         out.append(f"{slot:8}:\t{format_instruction(ins, helpers)}" + (f"\t# {relo}" if relo else ""))
     return out
 
 
-def _disassemble_elf(path: str, only: list[str] | None, helpers: bool) -> list[str]:
+def _line_info(elf: Any, path: str) -> dict[str, dict[int, Line]]:
+    """Section name -> {instruction slot in the section: source line} from the object's .BTF.ext line info
+    ({} without BTF; a note on stderr when the BTF cannot be read, and the listing goes on without it)."""
+    from ..btf import BTF, BTFExt
+    from ..errors import BTFError
+    from ..loader.spec import Line
+
+    btf_section, ext_section = elf.get_section_by_name(".BTF"), elf.get_section_by_name(".BTF.ext")
+    if btf_section is None or ext_section is None:
+        return {}
+    try:
+        ext = BTFExt.parse(ext_section.data(), BTF.parse(btf_section.data()))
+    except BTFError as e:
+        print(f"pybpf: {path}: no source lines: {e}", file=sys.stderr)
+        return {}
+    return {name: {li.insn_off // 8: Line(li.file, li.line, li.line_num, li.col) for li in records}
+            for name, records in ext.line_info.items()}
+
+
+def _disassemble_elf(path: str, only: list[str] | None, helpers: bool, source: bool = True,
+                     linum: bool = False) -> list[str]:
     from elftools.elf.elffile import ELFFile
     from elftools.elf.relocation import RelocationSection
     from elftools.elf.sections import SymbolTableSection
@@ -84,6 +124,7 @@ def _disassemble_elf(path: str, only: list[str] | None, helpers: bool) -> list[s
         if elf["e_machine"] != "EM_BPF":
             raise ELFError(f"{path}: not a BPF object (machine {elf['e_machine']})")
         symtab = elf.get_section_by_name(".symtab")
+        lines = _line_info(elf, path) if source else {}
         for index, section in enumerate(elf.iter_sections()):
             if not section["sh_flags"] & SHF_EXECINSTR or (only and section.name not in only):
                 continue
@@ -103,6 +144,7 @@ def _disassemble_elf(path: str, only: list[str] | None, helpers: bool) -> list[s
                         kind = kinds.get(rel["r_info_type"], rel["r_info_type"])
                         relocations[rel["r_offset"]] = f"{kind} {name}"
             out.append(f"Disassembly of section {section.name}:")
-            out.extend(_listing(section.data(), symbols, relocations, helpers))
+            notes = SourceLines(lines[section.name], linum) if section.name in lines else None
+            out.extend(_listing(section.data(), symbols, relocations, helpers, notes))
             out.append("")
     return out
