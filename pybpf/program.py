@@ -8,7 +8,9 @@ from .sys.fd import FD
 
 if TYPE_CHECKING:
     from .asm import Instructions
+    from .btf import BTF
     from .link import Link
+    from .loader.spec import Line
 
 
 def prog_type_of(value: int | str) -> int:
@@ -204,6 +206,48 @@ class Program:
         """The JIT-compiled machine code (empty when the JIT is off or the image is hidden)."""
         return self._dump("jited")
 
+    def btf(self) -> BTF | None:
+        """The program's BTF as the kernel holds it (fetched by the program's ``btf_id``), or None for a
+        program loaded without BTF."""
+        btf_id = syscall.obj_info(self.fd, "prog").btf_id
+        if not btf_id:
+            return None
+        from .btf import BTF
+
+        return BTF.parse(btf_blob(btf_id))
+
+    def line_info(self) -> dict[int, Line]:
+        """The kernel's line info for :meth:`xlated` (``bpftool prog dump xlated`` annotations): instruction
+        slot -> :class:`~pybpf.loader.Line` (file, source text, line, column from the program's BTF).  Empty
+        when the program was loaded without line info or the kernel does not show it to us."""
+        from .errors import BTFError
+        from .loader.spec import Line
+        from .sys._cffi_abi import ffi
+
+        info = syscall.obj_info(self.fd, "prog")
+        n, rec_size = info.nr_line_info, info.line_info_rec_size
+        if not n or not info.btf_id or rec_size < ffi.sizeof("struct bpf_line_info"):
+            return {}
+        buf = ffi.new("char[]", n * rec_size)
+        info2 = ffi.new("struct bpf_prog_info *")
+        info2.nr_line_info, info2.line_info_rec_size, info2.line_info = n, rec_size, syscall.address(buf)
+        syscall.obj_info(self.fd, "prog", info2)
+        if not info2.line_info:  # the kernel hides raw dumps from us (bpf_dump_raw_ok)
+            return {}
+        n = min(n, info2.nr_line_info)
+        btf = self.btf()
+        assert btf is not None
+        out = {}
+        for i in range(n):
+            rec = ffi.cast("struct bpf_line_info *", ffi.addressof(buf, i * rec_size))
+            try:
+                file, text = btf.strings.get(rec.file_name_off), btf.strings.get(rec.line_off)
+            except BTFError as e:
+                raise BTFError(f"program {self.name or info.id}: line info #{i}: {e}") from None
+            out[rec.insn_off] = Line(file, text, rec.line_col >> 10, rec.line_col & 0x3FF, rec.file_name_off,
+                                     rec.line_off)
+        return out
+
     def _dump(self, which: str) -> bytes:
         from .sys._cffi_abi import ffi
 
@@ -217,6 +261,19 @@ class Program:
         setattr(info2, f"{which}_prog_insns", syscall.address(buf))
         syscall.obj_info(self.fd, "prog", info2)
         return ffi.buffer(buf, size)[:]
+
+
+def btf_blob(btf_id: int) -> bytes:
+    """The raw bytes of the kernel's BTF object ``btf_id`` (BPF_BTF_GET_FD_BY_ID, then its ``bpf_btf_info``)."""
+    from .sys._cffi_abi import ffi
+
+    with FD(syscall.fd_by_id("btf", btf_id)) as fd:
+        size = syscall.obj_info(fd.fd, "btf").btf_size
+        buf = ffi.new("char[]", size)
+        info = ffi.new("struct bpf_btf_info *")
+        info.btf, info.btf_size = syscall.address(buf), size
+        syscall.obj_info(fd.fd, "btf", info)
+        return ffi.buffer(buf, min(size, info.btf_size))[:]
 
 
 def _encode(insns: bytes | Instructions | Sequence[Any] | str, maps: dict[str, Any] | None) -> bytes:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from typing import Any
 
-from ._common import add_json, hexbytes, parse_selector, print_json
+from ._common import SourceLines, add_json, hexbytes, parse_selector, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,9 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("prog", nargs="*", help="PROG (default: every program)")
         add_json(q)
         q.set_defaults(func=cmd_show)
-    q = ps.add_parser("dump", help="dump a program's instructions as the kernel holds them")
+    q = ps.add_parser("dump", help="dump a program's instructions as the kernel holds them",
+                      description="Dump the translated (xlated) or JIT-compiled instructions of a program.  When "
+                                  "the kernel has line info for the program (it was loaded with BTF), each source "
+                                  "line is printed as '; <source text>' above the first instruction compiled from "
+                                  "it, as 'bpftool prog dump xlated' does; 'linum' (or --linum) adds "
+                                  "[file:line:col] to each.")
     q.add_argument("what", choices=("xlated", "jited"))
-    q.add_argument("prog", nargs="+", help="PROG")
+    q.add_argument("prog", nargs="+", help="PROG [linum]")
+    q.add_argument("--linum", action="store_true", help="xlated: show [file:line:col] on every source line")
+    q.add_argument("--no-source", action="store_true", help="xlated: leave out the source line annotations")
     add_json(q)
     q.set_defaults(func=cmd_dump)
     q = ps.add_parser("pin", help="pin a program in bpffs")
@@ -96,7 +105,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     """Print a program's translated (or JIT-compiled) instructions."""
-    for p in select_programs(args.prog):
+    words, linum = list(args.prog), args.linum
+    if len(words) > 2 and words[-1] == "linum":  # bpftool's spelling: prog dump xlated id 5 linum
+        words, linum = words[:-1], True
+    for p in select_programs(words):
         with p:
             if args.what == "jited":
                 code = p.jited()
@@ -109,13 +121,36 @@ def cmd_dump(args: argparse.Namespace) -> int:
             from ..asm import decode, format_instruction
 
             insns = decode(p.xlated())
+            for ins in insns:
+                if ins.is_pseudo_call:  # the kernel keeps the call's pc-relative target in off, the callee's
+                    ins.imm, ins.off = ins.off, 0  # subprogram number in imm (bpftool shows "call pc+off")
             lines = [format_instruction(i, helpers=True) for i in insns]
+            source = {} if args.no_source else _line_info(p)
             if args.json:
-                print_json({"id": p.info().id, "insns": lines})
+                out: dict[str, object] = {"id": p.info().id, "insns": lines}
+                if source:
+                    out["lines"] = [{"insn": slot, "file": ln.file, "line": ln.line, "col": ln.col, "text": ln.text}
+                                    for slot, ln in sorted(source.items())]
+                print_json(out)
             else:
+                notes = SourceLines(source, linum)
                 for slot, text in zip(insns.offsets(), lines):
+                    note = notes.before(slot)
+                    if note is not None:
+                        print(note)
                     print(f"{slot:5d}: {text}")
     return 0
+
+
+def _line_info(prog: Any) -> dict[int, Any]:
+    """The program's line info ({} with a note on stderr when its BTF cannot be read: the dump goes on)."""
+    from ..errors import BPFError
+
+    try:
+        return prog.line_info()  # type: ignore[no-any-return]
+    except BPFError as e:
+        print(f"pybpf: program {prog.name or '?'}: no source lines: {e}", file=sys.stderr)
+        return {}
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
