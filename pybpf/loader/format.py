@@ -1,6 +1,7 @@
 """Human-readable text of an :class:`~pybpf.loader.spec.ObjectSpec` (``str(spec)``, ``pybpf inspect``)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .spec import type_label
@@ -9,8 +10,10 @@ if TYPE_CHECKING:
     from .spec import ObjectSpec
 
 
-def format_spec(spec: ObjectSpec, relocations: bool = True) -> str:
-    """A multi-line report: programs, functions, maps, globals, externs and (optionally) relocations."""
+def format_spec(spec: ObjectSpec, relocations: bool = True, core: Mapping[str, list[str]] | None = None) -> str:
+    """A multi-line report: programs, functions, maps, globals, externs and (optionally) relocations.  ``core``
+    (program or function name -> lines) replaces the listing of CO-RE relocations, e.g. with what each
+    resolves to against a target BTF (``pybpf inspect --btf``)."""
     d = spec.to_dict()
     out = [f"object {spec.name}" + (f" ({spec.path})" if spec.path else ""),
            f"  license {spec.license!r}, kern_version "
@@ -32,7 +35,7 @@ def format_spec(spec: ObjectSpec, relocations: bool = True) -> str:
             if p.get("autoload") is False:
                 line += ", autoload off"
             out.append(line)
-            out.extend(f"    CO-RE {c}" for c in p.get("core", ()))
+            out.extend(f"    CO-RE {c}" for c in (p.get("core", ()) if core is None else core.get(p["name"], ())))
     if spec.maps:
         out.append("maps:")
         for m in spec.maps.values():
