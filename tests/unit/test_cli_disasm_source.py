@@ -77,7 +77,7 @@ def pybpf_lines(obj: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> t
 def test_source_lines_match_llvm_objdump(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     obj = PREBUILT / name
     theirs, in_force = objdump_lines(obj)
-    ours, listing = pybpf_lines(obj, capsys, "--linum")
+    ours, _ = pybpf_lines(obj, capsys, "--linum")
     spec = ObjectFile(str(obj))
     if spec.btf_ext is None or not any(spec.btf_ext.line_info.values()):
         assert not theirs and not ours
