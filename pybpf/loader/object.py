@@ -325,13 +325,21 @@ class _Loader:
                 template = self._create_map(m.inner, inner=True)
                 attrs["inner_map_fd"] = template.fd
             try:
-                fd = syscall.map_create(mtype, ksize, vsize, entries, flags, name, **attrs)
-            except KernelError:
-                if "btf_fd" not in attrs:
+                try:
+                    fd = syscall.map_create(mtype, ksize, vsize, entries, flags, name, **attrs)
+                except KernelError:
+                    if "btf_fd" not in attrs:
+                        raise
+                    for k in ("btf_fd", "btf_key_type_id", "btf_value_type_id"):  # as libbpf: retry without BTF
+                        attrs.pop(k)
+                    fd = syscall.map_create(mtype, ksize, vsize, entries, flags, name, **attrs)
+            except KernelError as e:
+                from ..sys import probes
+
+                if probes.map_type(mtype):
                     raise
-                for k in ("btf_fd", "btf_key_type_id", "btf_value_type_id"):  # as libbpf: retry without BTF
-                    attrs.pop(k)
-                fd = syscall.map_create(mtype, ksize, vsize, entries, flags, name, **attrs)
+                raise NotSupported("BPF_MAP_CREATE", e.errno or 0, f"{self.spec.name}: map {m.name!r}",
+                                   hint=f"this kernel has no {m.type_name} maps") from None
         finally:
             if template is not None:
                 template.close()
@@ -397,17 +405,22 @@ class _Loader:
             fd, log = syscall.prog_load(prog.type, code, prog.license or self.spec.license, name,
                                         expected_attach_type=eat, prog_flags=prog.flags, kern_version=kern_version,
                                         log_level=self.log_level, **attrs)
-        except VerifierError as e:
-            self._explain_core_failure(prog.name, linked.instructions, e)
+        except KernelError as e:
+            if isinstance(e, VerifierError):
+                self._explain_core_failure(prog.name, linked.instructions, e)
+            missing = _missing_support(prog.type, linked.instructions)
+            if missing:
+                raise NotSupported("BPF_PROG_LOAD", e.errno or 0, f"{self.spec.name}: program {prog.name!r}, "
+                                   f"section {prog.section!r}", hint=f"this kernel {missing}") from e
+            if not isinstance(e, VerifierError):  # not the verifier: say which program, section and type failed
+                raise kernel_error("BPF_PROG_LOAD", e.errno or 0, f"program {prog.name!r}, section "
+                                   f"{prog.section!r}, type {prog.type_name}", e.hint) from None
             if "GPL" in e.log and "license" not in self.spec.license.lower() and "gpl" not in \
                     self.spec.license.lower():
                 raise LinkError(f"{self.spec.name}: program {prog.name!r} calls a GPL-only helper, but the object's "
                                 f"license is {self.spec.license!r}: declare a GPL-compatible license "
                                 f"(char LICENSE[] SEC(\"license\") = \"GPL\")\n{e}") from None
             raise
-        except KernelError as e:  # not the verifier: say which program, section and type the kernel refused
-            raise kernel_error("BPF_PROG_LOAD", e.errno or 0, f"program {prog.name!r}, section {prog.section!r}, "
-                               f"type {prog.type_name}", e.hint) from None
         program = Program(fd, prog.name, prog.type, section=prog.section, expected_attach_type=eat,
                           attach_to=prog.attach_to, verifier_log=log)
         if _feature("prog_bind_map"):
@@ -564,3 +577,20 @@ class _Loader:
             return found[0].id
         except BTFError as e:  # pragma: no cover - found[] came from the same BTF
             raise LinkError(str(e)) from None
+
+
+def _missing_support(prog_type: int, insns: Any) -> str:
+    """Why a program that failed to load cannot load on this kernel at all -- its program type or a helper it
+    calls is missing (probed) -- or "" when the kernel has everything it uses."""
+    from ..sys import probes
+
+    if not probes.prog_type(prog_type):
+        return f"cannot load {abi.bpf_prog_type(prog_type).name} programs"
+    known = {getattr(abi, n): n for n in abi._ENUMS["bpf_func_id"] if n.startswith("BPF_FUNC_")}
+    missing = ["bpf_" + known[fid][len("BPF_FUNC_"):]  # ids pybpf does not know (CO-RE poison calls) are skipped
+               for fid in sorted({ins.imm for ins in insns if ins.is_helper_call})
+               if fid in known and not probes.helper(prog_type, fid)]
+    if not missing:
+        return ""
+    kind = abi.bpf_prog_type(prog_type).name[len("BPF_PROG_TYPE_"):].lower()
+    return f"does not offer {', '.join(missing)} to {kind} programs"
