@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import time
 from typing import Any
 
 from pybpf.prebuilt import path as prebuilt
@@ -68,15 +69,16 @@ def main() -> int:
                     while True:
                         perf.poll(1.0)
                 watched[os.getpid()] = 1  # report new fds of this process
-                first = connect_once()
+                connect_once()
                 del watched[os.getpid()]  # and no more
+                unwatched_at = time.monotonic_ns()  # events carry bpf_ktime_get_ns(), the same clock
                 second = connect_once()
                 while not any(EVENT_NAMES.get(e.type) == "accept" and e.sport == second for e in events):
                     perf.poll(1.0)
                 perf.poll(0.5)
-                installs = [e.sport for e in events if EVENT_NAMES.get(e.type) == "fd_install"]
-                print(f"fd_install events: for port {first}: {installs.count(first)}, "
-                      f"for port {second}: {installs.count(second)}")
+                installs = [e.ts_ns for e in events if EVENT_NAMES.get(e.type) == "fd_install"]
+                before = sum(ts < unwatched_at for ts in installs)
+                print(f"fd_install events: while watched {before}, after {len(installs) - before}")
         except KeyboardInterrupt:
             pass
         finally:

@@ -31,6 +31,7 @@ def test_s1_hello() -> None:
     assert re.search(r"pybpf-hello: Hello, World! \(execve from pid \d+\)$", example("s1_hello.py", "--demo"), re.MULTILINE)
 
 
+@pytest.mark.feature("kprobe")  # on the VM kernels it runs on kprobes; here on tracepoints
 def test_s2_hello_clone() -> None:
     assert "Hello, World!" in example("s2_hello_clone.py", "--demo").splitlines()[-1]
 
@@ -39,6 +40,7 @@ def test_s3_write_watch() -> None:
     assert re.search(r"^pybpf-write: pid \d+ fd \d+ count 4242$", example("s3_write_watch.py", "--demo"), re.MULTILINE)
 
 
+@pytest.mark.feature("kprobe")
 def test_s4_write_watch_kprobe() -> None:
     if not _kprobes():
         kernel_skip("no kprobes on this kernel (CONFIG_KPROBES)", feature="kprobe")
@@ -51,9 +53,10 @@ def test_s6_perf_legacy() -> None:
     assert re.search(r"^lost samples: \d+$", out, re.MULTILINE)
 
 
+@pytest.mark.feature("kprobe")  # the example picks kprobes where the kernel has them
 def test_s7_tcptracer() -> None:
     out = example("s7_tcptracer.py", "--demo").splitlines()
-    assert re.fullmatch(r"fd_install events: for port \d+: 1, for port \d+: 0", out[-1])
+    assert re.fullmatch(r"fd_install events: while watched [1-9]\d*, after 0", out[-1])
     kinds = [ln.split()[0] for ln in out if ln.split()[0] in ("connect", "accept", "close", "fd_install")]
     assert sorted(set(kinds)) == ["accept", "close", "connect", "fd_install"]
 

@@ -27,13 +27,22 @@ def _connection() -> tuple[int, int, int]:
 
 
 def _kind_available(kind: str) -> None:
+    import pybpf
+    from pybpf import prebuilt
     from pybpf.sys import probes
 
     if kind == "kprobe" and not (probes.feature("kprobe_pmu") or probes.feature("kprobe_events")):
         kernel_skip("no kprobes on this kernel (CONFIG_KPROBES)", feature="kprobe")
+    if kind == "fentry":
+        try:
+            pybpf.load(prebuilt.path("tcptracer_fentry")).close()
+        except pybpf.KernelError as e:
+            kernel_skip(f"fentry/fexit programs do not load here: {e}", feature="fentry")
 
 
-@pytest.mark.parametrize("kind", ["tracepoint", "kprobe"])
+# scenario S7 in each flavour; the kprobe and fentry ones run in the kernel-matrix VMs (this host has neither)
+@pytest.mark.parametrize("kind", ["tracepoint", pytest.param("kprobe", marks=pytest.mark.feature("kprobe")),
+                                  pytest.param("fentry", marks=pytest.mark.feature("fentry"))])
 def test_connect_accept_close(kind: str) -> None:
     _kind_available(kind)
     tool = ToolProcess("pybpf.tools.tcptracer", "--kind", kind, "-p", str(os.getpid()), "--json")
