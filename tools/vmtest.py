@@ -523,6 +523,9 @@ mount -t cgroup2 cgroup2 "$R$CG" 2>/dev/null
 if [ -n "@MODDIR@" ]; then
   mkdir -p "$R/lib/modules/@RELEASE@" && mount --bind "$R@MODDIR@" "$R/lib/modules/@RELEASE@"
 fi
+if [ -n "@CONFIG@" ]; then  # the kernel package's config, where libbpf and pybpf look for it (.kconfig)
+  mkdir -p "$R/boot" && cp "$R@CONFIG@" "$R/boot/config-@RELEASE@"
+fi
 ip link set lo up
 hostname pybpf-vm
 cp /cmd.sh $R/run/pybpf-vm-cmd.sh
@@ -563,7 +566,8 @@ def build_initramfs(path: Path, busybox: Path, kernel: Kernel, modules: list[str
         c.file(f"modules/{name}", data)
         names.append(name)
     moddir = str(kernel.modules) if kernel.modules else ""
-    init = (INIT.replace("@CTL@", CTL).replace("@MODULES@", " ".join(names))
+    config = kernel.vmlinuz.parent / f"config-{kernel.release}"
+    init = (INIT.replace("@CTL@", CTL).replace("@CONFIG@", str(config) if config.exists() else "").replace("@MODULES@", " ".join(names))
             .replace("@MODDIR@", moddir).replace("@CGROUP2@", _host_cgroup2())
             .replace("@TMPFS_TMP@", "0" if any(_under_tmp(x) for x in (cwd, moddir, *command[:1])) else "1").replace("@RELEASE@", kernel.release)
             .replace("@ENV@", " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())))
