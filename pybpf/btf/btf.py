@@ -114,12 +114,17 @@ class Strings:
         off = self._interned.get(s)
         if off is not None:
             return off
-        offs = self.offsets_of(s)
+        # every string appended since parsing is in _interned already: only the base and the parsed section
+        # can hold ``s`` (searching the appended ones too made building n new strings O(n^2))
+        b = s.encode("utf-8", "surrogateescape") + b"\0"
+        offs = self.base.offsets_of(s) if self.base is not None else []
+        q = -1 if offs else self._data.find(b)
         if offs:
             off = offs[0]
+        elif q >= 0:
+            off = self.base_len + q
         else:
             off = len(self)
-            b = s.encode("utf-8", "surrogateescape") + b"\0"
             self._new.append(b)
             self._new_len += len(b)
         self._interned[s] = off
