@@ -12,6 +12,8 @@ Always correct, or not used:
   that others could write would let them choose what we load;
 * failing to read or write the cache is silent: it can make pybpf faster, never make it fail.
 
+``PYBPF_NO_CACHE=1`` in the environment turns the cache off (e.g. for a fuzzer feeding thousands of objects).
+
 Payloads are bytes the caller parses without executing anything (``array``, ``marshal`` of plain values).
 """
 from __future__ import annotations
@@ -57,6 +59,8 @@ def directory() -> str:
 
 def _usable(create: bool) -> str | None:
     """The cache directory if it exists (or, with ``create``, could be made) and is ours alone; else None."""
+    if os.environ.get("PYBPF_NO_CACHE"):
+        return None
     path = directory()
     try:
         if create:

@@ -1,11 +1,14 @@
 """The ELF layer of the loader: an eBPF relocatable object read with pyelftools into plain, checked records
 (sections, symbols, relocations).  Every problem becomes a :class:`~pybpf.errors.ELFError` that names the
-object and the section, symbol or relocation at fault; nothing from pyelftools escapes.
+object and the section, symbol or relocation at fault; nothing from pyelftools escapes.  The section headers
+pyelftools read are kept in :mod:`pybpf._cache` by the object's content hash: an object read before is read
+again without importing pyelftools (symbols and relocations are always decoded here, from the bytes).
 """
 from __future__ import annotations
 
 import functools
 import io
+import marshal
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +87,7 @@ class Rel:
 
 
 T = TypeVar("T")
+_Header = tuple[str, int, int, int, int, int, int, int]  # name, type, flags, size, link, info, entsize, offset
 
 
 class ElfObject:
@@ -112,10 +116,46 @@ class ElfObject:
             raise self.fail(f"{what}: {type(e).__name__}: {e}".rstrip(": ")) from None
 
     def _read(self, data: bytes) -> None:
-        from elftools.elf.elffile import ELFFile
-
         if data[:4] != b"\x7fELF":
             raise self.fail("not an ELF file (bad magic)" if data else "empty file")
+        for i, (name, sh_type, flags, size, link, info, entsize, offset) in enumerate(self._section_headers(data)):
+            if sh_type == SHT_NOBITS or i == 0:
+                body = b""
+            else:
+                if offset + size > len(data):
+                    raise self.fail(f"section {name!r} (#{i}, offset {offset}, {size} bytes) runs past the end of the "
+                                    f"{len(data)}-byte file: truncated?")
+                body = data[offset:offset + size]
+            self.sections.append(Section(i, name, sh_type, flags, size, link, info, entsize, body))
+        symtabs = [s for s in self.sections if s.type == SHT_SYMTAB]
+        if len(symtabs) > 1:
+            raise self.fail("more than one symbol table")
+        if not symtabs:
+            raise self.fail("no symbol table: was the object stripped?")
+        self._read_symbols(symtabs[0])
+        for sec in self.sections:
+            if sec.type == SHT_REL:
+                self._read_rels(sec)
+
+    def _section_headers(self, data: bytes) -> list[_Header]:
+        """Each section's (name, type, flags, size, link, info, entsize, offset), from :mod:`pybpf._cache` if this
+        object was read before (so pyelftools need not even be imported), else read with pyelftools."""
+        from .. import _cache
+
+        key = _cache.digest(data) + _cache.code_key(__file__)
+        cached = _cache.load("elf-headers", key)
+        if cached is not None:
+            headers = _unmarshal_headers(cached)
+            if headers is not None:
+                return headers
+        headers = self._read_headers(data)
+        _cache.store("elf-headers", key, marshal.dumps(headers))
+        return headers
+
+    def _read_headers(self, data: bytes) -> list[_Header]:
+        """The ELF and section headers, checked, with pyelftools."""
+        from elftools.elf.elffile import ELFFile
+
         elf: Any = self._guard("ELF header", lambda: ELFFile(io.BytesIO(data)))
         if elf.elfclass != 64 or not elf.little_endian:
             raise self.fail(f"a {elf.elfclass}-bit {'little' if elf.little_endian else 'big'}-endian ELF; "
@@ -130,30 +170,14 @@ class ElfObject:
         if hdr["e_shoff"] + count * hdr["e_shentsize"] > len(data):
             raise self.fail(f"section header table (offset {hdr['e_shoff']}, {count} entries) runs past the end "
                             f"of the {len(data)}-byte file: truncated?")
+        headers = []
         for i in range(count):
             sec = self._guard(f"section #{i}", functools.partial(elf.get_section, i))
             name: str = self._guard(f"name of section #{i}", functools.partial(getattr, sec, "name"))
             h = sec.header
-            sh_type = _sh_type(h["sh_type"])
-            size = h["sh_size"]
-            if sh_type == SHT_NOBITS or i == 0:
-                body = b""
-            else:
-                if h["sh_offset"] + size > len(data):
-                    raise self.fail(f"section {name!r} (#{i}, offset {h['sh_offset']}, {size} bytes) runs past the "
-                                    f"end of the {len(data)}-byte file: truncated?")
-                body = data[h["sh_offset"]:h["sh_offset"] + size]
-            self.sections.append(Section(i, name, sh_type, h["sh_flags"], size, h["sh_link"], h["sh_info"],
-                                         h["sh_entsize"], body))
-        symtabs = [s for s in self.sections if s.type == SHT_SYMTAB]
-        if len(symtabs) > 1:
-            raise self.fail("more than one symbol table")
-        if not symtabs:
-            raise self.fail("no symbol table: was the object stripped?")
-        self._read_symbols(symtabs[0])
-        for sec in self.sections:
-            if sec.type == SHT_REL:
-                self._read_rels(sec)
+            headers.append((name, _sh_type(h["sh_type"]), h["sh_flags"], h["sh_size"], h["sh_link"], h["sh_info"],
+                            h["sh_entsize"], h["sh_offset"]))
+        return headers
 
     def _read_symbols(self, symtab: Section) -> None:
         self.symtab_index = symtab.index
@@ -208,6 +232,19 @@ class ElfObject:
         if sym.type == STT_SECTION and not sym.name and sym.shndx < len(self.sections):
             return self.sections[sym.shndx].name
         return sym.name or f"symbol #{sym.index}"
+
+
+def _unmarshal_headers(payload: bytes) -> list[_Header] | None:
+    """Section headers stored by :meth:`ElfObject._section_headers`, or None if ``payload`` does not hold them."""
+    try:
+        headers = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(headers, list) or not all(
+            isinstance(h, tuple) and len(h) == 8 and isinstance(h[0], str)
+            and all(type(v) is int and v >= -1 for v in h[1:]) for h in headers):
+        return None
+    return headers
 
 
 def _sh_type(value: Any) -> int:

@@ -81,6 +81,14 @@ def test_directory_others_can_write_is_not_used(cache_home: Path) -> None:
     assert _cache.load("k", b"key") == b"payload"
 
 
+def test_cache_can_be_turned_off(cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cache.store("k", b"key", b"payload")
+    monkeypatch.setenv("PYBPF_NO_CACHE", "1")
+    assert _cache.load("k", b"key") is None
+    _cache.store("k", b"key2", b"payload")
+    assert len(entries(cache_home, "k")) == 1
+
+
 def test_relative_xdg_cache_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")
     assert _cache.directory() == os.path.join(os.path.expanduser("~"), ".cache", "pybpf")
@@ -176,3 +184,68 @@ def test_parse_ignores_an_index_that_does_not_fit() -> None:
     good = BTF.parse(data)
     for bad in (b"", b"\0" * 7, good.index()[:-8], BTF.parse(sample_btf(40)).index(), b"\xff" * len(good.index())):
         assert summary(BTF.parse(data, index=bad)) == summary(good)
+
+
+# ---- ELF section headers of objects ----------------------------------------------------------------------
+
+
+def object_bytes(name: str = "execsnoop") -> bytes:
+    from pybpf.prebuilt import path as prebuilt
+
+    with open(prebuilt(name), "rb") as f:
+        return f.read()
+
+
+def spec_text(data: bytes) -> str:
+    """Everything ObjectFile makes of ``data``, as text (instructions included)."""
+    from pybpf.loader import ObjectFile
+    from pybpf.loader.format import format_spec
+
+    spec = ObjectFile(data)
+    progs = [(p.name, p.instructions.encode() if not any(i.reference for i in p.instructions) else
+              [(str(i), i.reference, i.line, i.func, i.core and i.core.access) for i in p.instructions])
+             for p in (*spec.programs.values(), *spec.functions.values())]
+    return f"{format_spec(spec)}\n{progs}\n{spec.btf and spec.btf.to_bytes()}"
+
+
+def test_object_headers_are_cached_and_used(cache_home: Path) -> None:
+    data = object_bytes()
+    cold = spec_text(data)
+    (entry,) = entries(cache_home, "elf-headers")
+    assert spec_text(data) == cold and entries(cache_home, "elf-headers") == [entry]
+    assert spec_text(object_bytes("hello")) != cold and len(entries(cache_home, "elf-headers")) == 2
+
+
+def test_cached_object_is_read_without_pyelftools(cache_home: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    obj = tmp_path / "obj.o"
+    obj.write_bytes(object_bytes())
+    code = ("import sys; from pybpf.loader import ObjectFile; ObjectFile(sys.argv[1]); "
+            "print('elftools' in sys.modules)")
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache_home.parent))
+    runs = [subprocess.run([sys.executable, "-c", code, str(obj)], env=env, capture_output=True, text=True,
+                           check=True).stdout.strip() for _ in range(2)]
+    assert runs == ["True", "False"]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "not headers"])
+def test_bad_object_headers_are_rebuilt(cache_home: Path, damage: str) -> None:
+    import marshal
+
+    from pybpf.loader import elf
+
+    data = object_bytes()
+    expected = spec_text(data)
+    (entry,) = entries(cache_home, "elf-headers")
+    good = entry.read_bytes()
+    key = _cache.digest(data) + _cache.code_key(elf.__file__)
+    if damage == "corrupt":
+        blob = bytearray(good)
+        blob[-5] ^= 0x10
+        entry.write_bytes(blob)
+    else:  # intact and keyed right, but not what the reader stores
+        _cache.store("elf-headers", key, marshal.dumps({"a": [1.5]}))
+    assert spec_text(data) == expected
+    assert entry.read_bytes() == good
