@@ -8,6 +8,7 @@
     python3 tools/fuzz.py elf --replay tools/fuzz_corpus/elf    # every file once (regression run)
     python3 tools/fuzz.py elf --replay crash-elf-1a2b3c         # reproduce one finding, with its traceback
     python3 tools/fuzz.py seed                         # rebuild the seed files of the corpus from prebuilt/*.o
+    python3 tools/fuzz.py elf --minimize /tmp/elf-run  # keep what reaches new lines from a long run's output
 
 Targets (what one input is, and what is done with it):
 
@@ -632,6 +633,26 @@ def replay(target: str, paths: list[Path], timeout: int = INPUT_TIMEOUT) -> Resu
     return result
 
 
+def minimize(target: str, sources: list[Path], timeout: int = INPUT_TIMEOUT) -> tuple[int, int]:
+    """Add to the corpus of ``target`` the inputs under ``sources`` that reach pybpf lines the corpus does not
+    (smallest first, named by their SHA-1); return (files added, lines covered)."""
+    cov = Coverage()
+    dest = corpus_dir(target)
+    have = {d for _, d in load_corpus([dest])}
+    for data in sorted(have, key=len):
+        cov.run(lambda data=data: check(target, data, timeout))
+    added = 0
+    for _, data in sorted(load_corpus(sources), key=lambda t: (len(t[1]), t[0])):
+        if data in have:
+            continue
+        new, message = cov.run(lambda data=data: check(target, data, timeout))
+        if new and message is None:
+            (dest / hashlib.sha1(data).hexdigest()).write_bytes(data)
+            have.add(data)
+            added += 1
+    return added, len(cov.seen)
+
+
 def atheris_fuzz(target: str, args: argparse.Namespace, extra: list[str]) -> None:
     """Hand over to atheris (libFuzzer): instrumented pybpf, our mutators mixed with libFuzzer's; never returns."""
     import atheris
@@ -686,6 +707,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus-out", type=Path, help="where new interesting inputs go (default: the corpus dir)")
     ap.add_argument("--extra-corpus", type=Path, nargs="*", default=[])
     ap.add_argument("--no-save", action="store_true", help="built-in engine: keep new inputs in memory only")
+    ap.add_argument("--minimize", type=Path, nargs="+", help="add to the corpus the files here that reach new "
+                    "pybpf lines (e.g. the output directory of a long atheris run), smallest first")
     ap.add_argument("--memory", type=int, default=MEMORY_LIMIT >> 20, help="address-space limit in MiB")
     args, extra = ap.parse_known_args(argv)
     if args.target == "seed":
@@ -695,6 +718,11 @@ def main(argv: list[str] | None = None) -> int:
     limit_memory(args.memory << 20)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     targets = TARGETS if args.target == "all" else (args.target,)
+    if args.minimize:
+        for t in targets:
+            added, lines = minimize(t, args.minimize, args.timeout)
+            print(f"{t}: {added} inputs added to {corpus_dir(t)} ({lines} pybpf lines covered)")
+        return 0
     if args.replay is not None:
         bad = 0
         for t in targets:
