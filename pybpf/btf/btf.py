@@ -11,6 +11,7 @@ offsets after the base's string section, exactly as in the kernel.
 """
 from __future__ import annotations
 
+import marshal
 import struct
 import sys
 from array import array
@@ -132,27 +133,23 @@ class Strings:
 
     def offsets_of(self, s: str) -> list[int]:
         """Every offset (base first) at which the string ``s`` starts; ``s`` must be non-empty."""
-        return self.offsets_matching(s, s.__eq__, exact=True)
+        return self.offsets_matching(s, exact=True)
 
-    def offsets_matching(self, prefix: str, accept: Callable[[str], bool], exact: bool = False) -> list[int]:
-        """Offsets of strings starting with ``prefix`` for which ``accept(string)`` holds (base first).
-        With ``exact`` only strings equal to ``prefix`` are considered (faster)."""
-        out = self.base.offsets_matching(prefix, accept, exact) if self.base is not None else []
+    def offsets_matching(self, prefix: str, exact: bool = False) -> list[int]:
+        """Offsets (base first) of the strings starting with ``prefix`` -- or, with ``exact``, equal to it
+        (faster).  A string here is what starts at an offset: the tail of a longer string counts too."""
+        out = self.base.offsets_matching(prefix, exact) if self.base is not None else []
         pat = prefix.encode("utf-8", "surrogateescape") + (b"\0" if exact else b"")
         if not pat:
             return out
         for data, start, own in ((self._data, self.base_len, True),
                                  (b"".join(self._new), self.base_len + len(self._data), False)):
-            find = data.find
             if own and _SEP in pat:
                 # names with '___' (CO-RE flavors) are rare: walk the cached '___' positions, not the section
                 j = pat.index(_SEP)
-                hits: Iterator[int] = (q - j for q in self._sep_positions() if q >= j and data.startswith(pat, q - j))
+                out.extend(start + q - j for q in self._sep_positions() if q >= j and data.startswith(pat, q - j))
             else:
-                hits = self._scan(data, pat)
-            for q in hits:
-                if exact or accept(data[q:find(b"\0", q)].decode("utf-8", "surrogateescape")):
-                    out.append(start + q)
+                out.extend(start + q for q in self._scan(data, pat))
         return out
 
     @staticmethod
@@ -216,6 +213,7 @@ class BTF:
         self._name_offs: bytes | None = None
         self._names: tuple[set[int], bytes] | None = None
         self._found: dict[str, list[int]] = {}  # name -> own ids, cleared when types are added or replaced
+        self._prefixed: dict[str, list[int]] = {}  # name prefix -> own ids, likewise
         self._header = (0, _HDR_LEN)  # flags, hdr_len
         self._layout = b""
         if base is None:
@@ -418,12 +416,41 @@ class BTF:
             raise BTFError(f"{len(found)} types match {what}: ids {[t.id for t in found]}")
         return found[0]
 
-    def find_matching(self, prefix: str, accept: Callable[[str], bool], kind: int | None = None) -> list[Type]:
-        """Own types (not the base's) whose name starts with ``prefix`` and satisfies ``accept(name)``."""
-        def check(name: str) -> bool:
-            return name.startswith(prefix) and accept(name)
+    def find_prefixed(self, prefix: str) -> list[Type]:
+        """Own types (not the base's) whose name starts with ``prefix`` (non-empty), in id order."""
+        if not prefix:
+            raise BTFError("find_prefixed needs a non-empty prefix")
+        ids = self._prefixed.get(prefix)
+        if ids is None:
+            ids = [t.id for t in self._find_own(None, self.strings.offsets_matching(prefix),
+                                                lambda name: name.startswith(prefix))]
+            self._prefixed[prefix] = ids
+        return [self[i] for i in ids]
 
-        return self._find_own(kind, self.strings.offsets_matching(prefix, accept), check)
+    def lookups(self) -> bytes:
+        """The name lookups (:meth:`find`, :meth:`find_prefixed`) answered so far, as bytes to give
+        :meth:`add_lookups` of the same BTF data in another process (:mod:`pybpf.btf.kernel` keeps vmlinux's);
+        empty once types were added or replaced."""
+        if self._dirty or self._added:
+            return b""
+        return marshal.dumps(({k: v for k, v in self._found.items() if k}, self._prefixed))
+
+    def add_lookups(self, data: bytes) -> None:
+        """Take the answers of :meth:`lookups` of a BTF parsed from the same data; ``data`` that does not
+        hold answers for a BTF of this size is ignored."""
+        try:
+            found, prefixed = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return
+        lo, hi = self.first_id, self.first_id + len(self._starts)
+        for table in (found, prefixed):
+            if not isinstance(table, dict) or not all(
+                    isinstance(k, str) and k and isinstance(v, list) and all(type(i) is int and lo <= i < hi for i in v)
+                    for k, v in table.items()):
+                return
+        if not (self._dirty or self._added):
+            self._found.update(found)
+            self._prefixed.update(prefixed)
 
     def _name_offsets(self) -> bytes:
         """Each parsed record's name offset, as native u32 bytes in id order (one C-level pass, done once)."""
@@ -592,6 +619,7 @@ class BTF:
         t.id, t.btf = n, self
         self._added.append(t)
         self._found.clear()
+        self._prefixed.clear()
         return n
 
     def replace(self, type_id: int, t: Type) -> Type:
@@ -602,6 +630,7 @@ class BTF:
             raise BTFError(f"{t!r} belongs to another BTF")
         t.id, t.btf = type_id, self
         self._found.clear()
+        self._prefixed.clear()
         k = type_id - self.first_id - len(self._starts)
         if k >= 0:
             self._added[k] = t

@@ -578,7 +578,7 @@ class Resolver:
         for n, target in enumerate(self.targets):
             if n == 1 and cands:
                 break  # vmlinux had candidates: modules are not searched
-            found = target.find_matching(ess + "___", lambda s: essential_name(s) == ess)
+            found = [t for t in target.find_prefixed(ess + "___") if essential_name(t.name) == ess]
             found += [t for t in target.find(ess) if t.id >= target.first_id]
             cands += [(target, t.id) for t in sorted(found, key=lambda t: t.id) if _kind_compat(t, lt)]
         self._cands[type_id] = cands

@@ -3,11 +3,15 @@
 Parsed BTF is cached per process, keyed on the file's identity (device, inode, size, modification time), so a
 module that is unloaded and loaded again, or a different file at the same path, is read afresh.  Parsing is
 lazy (see :mod:`pybpf.btf.btf`): opening vmlinux costs one pass over its type section -- and not even that
-when :mod:`pybpf._cache` holds the index of the same blob (keyed by its SHA-256 and the parsing code).
+when :mod:`pybpf._cache` holds the index of the same blob (keyed by its SHA-256 and the parsing code).  The
+answers to name lookups in it (CO-RE candidates, attach targets, ksyms) are kept there too: added to when the
+process exits, read back when the same blob is opened again.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 from typing import Iterator, Sequence, overload
 
 from ..errors import BTFError
@@ -53,7 +57,20 @@ def _load_indexed(path: str) -> BTF:
     fresh = btf.index()
     if fresh != index:  # none stored, or one that did not fit
         disk.store("btf-index", key, fresh)
+    known = disk.load("btf-lookups", key) or b""
+    btf.add_lookups(known)
+    atexit.register(_keep_lookups, weakref.ref(btf), key, known)
     return btf
+
+
+def _keep_lookups(ref: weakref.ref[BTF], key: bytes, known: bytes) -> None:
+    """At exit: store the name lookups of the BTF ``ref`` (if still alive) if there are new ones."""
+    from .. import _cache as disk
+
+    btf = ref()
+    now = btf.lookups() if btf is not None else b""
+    if now and now != known:
+        disk.store("btf-lookups", key, now)
 
 
 def vmlinux(path: str | None = None) -> BTF:

@@ -4,6 +4,7 @@ computing afresh -- with the same results, and without an error."""
 from __future__ import annotations
 
 import os
+import weakref
 from array import array
 from pathlib import Path
 
@@ -249,3 +250,59 @@ def test_bad_object_headers_are_rebuilt(cache_home: Path, damage: str) -> None:
         _cache.store("elf-headers", key, marshal.dumps({"a": [1.5]}))
     assert spec_text(data) == expected
     assert entry.read_bytes() == good
+
+
+# ---- name lookups in the kernel BTF ----------------------------------------------------------------------
+
+
+def test_kernel_btf_lookups_are_kept_and_used(cache_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "vmlinux"
+    path.write_bytes(sample_btf())
+    first = kernel.vmlinux(str(path))
+    answers = ([t.id for t in first.find("s3")], [t.id for t in first.find_prefixed("s")], first.find("none"))
+    kernel._keep_lookups(weakref.ref(first), _kernel_key(path), b"")  # what happens at exit
+    (entry,) = entries(cache_home, "btf-lookups")
+    kernel._cache.clear()
+    second = kernel.vmlinux(str(path))
+    assert set(second._found) == {"s3", "none"} and set(second._prefixed) == {"s"}  # known without searching
+    assert ([t.id for t in second.find("s3")], [t.id for t in second.find_prefixed("s")], second.find("none")) \
+        == answers
+    kernel._keep_lookups(weakref.ref(second), _kernel_key(path), second.lookups())  # nothing new: not rewritten
+    assert entries(cache_home, "btf-lookups") == [entry]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "ids out of range", "not lookups"])
+def test_bad_kernel_btf_lookups_are_ignored(cache_home: Path, tmp_path: Path, damage: str) -> None:
+    import marshal
+
+    path = tmp_path / "vmlinux"
+    path.write_bytes(sample_btf())
+    btf = kernel.vmlinux(str(path))
+    expected = [t.id for t in btf.find("s3")]
+    kernel._keep_lookups(weakref.ref(btf), _kernel_key(path), b"")
+    (entry,) = entries(cache_home, "btf-lookups")
+    if damage == "corrupt":
+        blob = bytearray(entry.read_bytes())
+        blob[-3] ^= 0x40
+        entry.write_bytes(blob)
+    elif damage == "ids out of range":
+        _cache.store("btf-lookups", _kernel_key(path), marshal.dumps(({"s3": [len(btf) + 5]}, {})))
+    else:
+        _cache.store("btf-lookups", _kernel_key(path), marshal.dumps([1, 2, 3]))
+    kernel._cache.clear()
+    again = kernel.vmlinux(str(path))
+    assert not again._found and [t.id for t in again.find("s3")] == expected
+
+
+def test_lookups_of_a_changed_btf_are_not_kept() -> None:
+    btf = BTF.parse(sample_btf())
+    btf.find("s1")
+    assert btf.lookups()
+    btf.add(Int("extra", 4))
+    assert btf.lookups() == b""
+    other = BTF.parse(sample_btf())
+    other.find("s1")
+    fresh = BTF.parse(sample_btf())
+    fresh.add(Int("extra", 4))
+    fresh.add_lookups(other.lookups())
+    assert not fresh._found and [t.id for t in fresh.find("s1")] == [t.id for t in other.find("s1")]
