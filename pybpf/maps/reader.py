@@ -125,6 +125,7 @@ class Reader:
         self._closed = self._released = False
         self._owner: int | None = None  # the thread consuming now (its callbacks may close the reader)
         self._sources: dict[int, Consume] = {}
+        self._async_wakers: set[Callable[[], None]] = set()  # wake_async waits: close() ends them
 
     def _add_source(self, fd: int, consume: Consume, events: int | None = None) -> None:
         self._sources[fd] = consume
@@ -226,10 +227,19 @@ class Reader:
         def ready() -> None:
             if not fut.done():
                 fut.set_result(None)
+
+        def wake() -> None:  # from close() in any thread: the epoll fd may be closed before the loop sees it
+            try:
+                loop.call_soon_threadsafe(ready)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
         loop.add_reader(fd, ready)
+        self._async_wakers.add(wake)
         try:
-            await fut
+            if not self._closed:
+                await fut
         finally:
+            self._async_wakers.discard(wake)
             loop.remove_reader(fd)
 
     async def poll_async(self, timeout: float | None = None) -> int:
@@ -277,6 +287,8 @@ class Reader:
             return
         self._closed = True
         self._waiter.wake()
+        for wake in list(self._async_wakers):
+            wake()
         if self._owner == threading.get_ident():
             return
         with self._lock:
