@@ -52,33 +52,29 @@ def _uprobe_multi(prog: Program, spec: str, is_return: bool, session: bool, **op
 
 def _by_section(prog: Program, kind: str, spec: str, is_return: bool, session: bool,
                 options: dict[str, Any]) -> Link:
-    from . import kprobe, perf, tc, tracing
-
     if kind == "tp":
-        return perf.attach_tracepoint(prog, _need(spec, prog, "a tracepoint", "'syscalls/sys_enter_execve'"),
-                                      **options)
+        return _func("perf.attach_tracepoint")(prog, _need(spec, prog, "a tracepoint", "'syscalls/sys_enter_execve'"),
+                                               **options)
     if kind == "raw_tp":
-        return tracing.attach_raw_tracepoint(prog, _need(spec, prog, "a raw tracepoint", "'sched_switch'"), **options)
-    if kind == "trace":
-        return tracing.attach_trace(prog, **options)
-    if kind == "lsm":
-        return tracing.attach_lsm(prog, **options)
-    if kind == "iter":
-        return tracing.attach_iter(prog, **options)
+        return _func("tracing.attach_raw_tracepoint")(prog, _need(spec, prog, "a raw tracepoint", "'sched_switch'"),
+                                                      **options)
+    if kind in ("trace", "lsm", "iter"):
+        return _func(f"tracing.attach_{kind}")(prog, **options)
     if kind == "kprobe":
         return _kprobe(prog, spec, is_return, **options)
     if kind == "ksyscall":
-        return kprobe.attach_ksyscall(prog, _need(spec, prog, "a syscall", "'write'"), retprobe=is_return, **options)
+        return _func("kprobe.attach_ksyscall")(prog, _need(spec, prog, "a syscall", "'write'"), retprobe=is_return,
+                                               **options)
     if kind == "kprobe_multi":
-        return kprobe.attach_kprobe_multi(prog, _need(spec, prog, "kernel functions", "'vfs_*'"),
-                                          retprobe=is_return, session=session, **options)
+        return _func("kprobe.attach_kprobe_multi")(prog, _need(spec, prog, "kernel functions", "'vfs_*'"),
+                                                   retprobe=is_return, session=session, **options)
     if kind == "uprobe":
         return _uprobe(prog, spec, is_return, **options)
     if kind == "uprobe_multi":
         return _uprobe_multi(prog, spec, is_return, session, **options)
     if kind == "tcx":
         iface = _need(options.pop("iface", None), prog, "a network interface", "iface='eth0'")
-        return tc.attach_tc(prog, iface, **options)
+        return _func("tc.attach_tc")(prog, iface, **options)
     raise BPFError(f"program {prog.name!r}: pybpf cannot auto-attach {kind!r} programs yet "
                    f"(section {prog.section!r})")
 
