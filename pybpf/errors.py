@@ -75,8 +75,30 @@ _HINTS = {
 _ENOTSUPP = 524
 
 
+_CAPS = {"CAP_BPF": 39, "CAP_PERFMON": 38, "CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21}
+
+
+def _effective_caps() -> int | None:
+    """This process's effective capability set (``CapEff`` of /proc/self/status), or None if unreadable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _default_hint(err: int) -> str:
     if err == _errno.EPERM:
+        caps = _effective_caps()
+        if caps is not None and not caps & (1 << _CAPS["CAP_BPF"] | 1 << _CAPS["CAP_SYS_ADMIN"]):
+            missing = ", ".join(name for name, bit in _CAPS.items() if not caps >> bit & 1)
+            return (f"operation not permitted: this process has neither CAP_BPF nor CAP_SYS_ADMIN (missing: "
+                    f"{missing}{', although running as root' if os.geteuid() == 0 else ''}): grant CAP_BPF (plus "
+                    "CAP_PERFMON for tracing, CAP_NET_ADMIN for networking; CAP_SYS_ADMIN on kernels before 5.8) or "
+                    "run as root with its capabilities")
         if os.geteuid() == 0:
             return ("operation not permitted although running as root: the kernel itself refuses it (lockdown, "
                     "a blocked function tracer, an LSM, a missing capability in this container, or before "
