@@ -9,14 +9,15 @@ fastest closure over one fixed buffer (a cast ``memoryview`` for native scalars)
 """
 from __future__ import annotations
 
-import ctypes
 import functools
-import ipaddress
 import struct
 from collections import namedtuple
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import CodecError
+
+if TYPE_CHECKING:
+    import ipaddress
 
 _BYTEORDER: Any = "little" if struct.pack("=I", 1)[0] == 1 else "big"
 _NATIVE_PREFIX = ("", "@", "=", "<" if _BYTEORDER == "little" else ">")
@@ -191,6 +192,8 @@ def struct_codec(fmt: str, size: int | None = None, names: str | Sequence[str] |
 def ctypes_codec(ctype: type, size: int | None = None) -> Codec:
     """A ctypes type: a simple one (``ctypes.c_uint32``, decoded to its ``.value``) or a Structure/Union/Array
     (decoded to a copy of the ctypes object; encoded from one, or from what its constructor accepts)."""
+    import ctypes  # here: only ctypes codecs need it (it costs start-up time)
+
     n = ctypes.sizeof(ctype)
     if size is not None and n != size:
         raise CodecError(f"{ctype.__name__} is {n} bytes but the map wants {size}")
@@ -267,6 +270,8 @@ class LpmKey(tuple):
 
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         """The key as ``ipaddress.ip_network`` (host bits beyond the prefix are cleared)."""
+        import ipaddress
+
         return ipaddress.ip_network((self.data, self.prefixlen), strict=False)
 
     def __repr__(self) -> str:
@@ -278,6 +283,8 @@ class LpmKey(tuple):
 def lpm_key(value: Any, data_size: int) -> LpmKey:
     """An :class:`LpmKey` from ``"10.0.0.0/8"``, ``"fe80::1"`` (full prefix), an ``ipaddress`` network or
     address, or ``(prefixlen, address)`` where the address is bytes, an int or an ``ipaddress`` address."""
+    import ipaddress  # here: only LPM trie keys need it (it costs start-up time)
+
     if isinstance(value, LpmKey):
         prefixlen, data = value
     elif isinstance(value, tuple) and len(value) == 2:
@@ -336,6 +343,14 @@ CodecSpec = Any
 the string ``"bytes"``, or None (let the map decide: BTF when it has some, else raw bytes)."""
 
 
+def _is_ctype(spec: type) -> bool:
+    """A ctypes type (a simple one, a Structure, Union or Array)."""
+    import ctypes
+
+    simple = ctypes._SimpleCData  # type: ignore[attr-defined]
+    return issubclass(spec, (simple, ctypes.Structure, ctypes.Union, ctypes.Array))
+
+
 def codec_for(spec: CodecSpec, size: int) -> Codec:
     """The codec for a user's choice (see :data:`CodecSpec`); None gives raw bytes."""
     if spec is None or spec == "bytes" or spec is bytes:
@@ -348,8 +363,7 @@ def codec_for(spec: CodecSpec, size: int) -> Codec:
         return struct_codec(spec, size)
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         return struct_codec(spec[0], size, spec[1])
-    if isinstance(spec, type) and issubclass(spec, (ctypes._SimpleCData, ctypes.Structure,  # type: ignore[attr-defined]
-                                                    ctypes.Union, ctypes.Array)):
+    if isinstance(spec, type) and _is_ctype(spec):
         return ctypes_codec(spec, size)
     raise CodecError(f"cannot convert map keys/values with {spec!r}: give a Codec, a struct format, "
                      f"(format, field names), a ctypes type or None")

@@ -4,7 +4,6 @@ Where a user would expect them mounted and they are not, pybpf mounts them itsel
 says clearly when it cannot."""
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 import re
@@ -65,6 +64,8 @@ def check_pin_path(path: str, command: str = "BPF_OBJ_PIN") -> None:
 
 
 def _mount(source: str, target: str, kind: str) -> None:
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(source.encode(), target.encode(), kind.encode(), 0, None) != 0:
         err = ctypes.get_errno()

@@ -42,3 +42,7 @@ def test_a_command_imports_only_its_own_module() -> None:
     others = tuple(f"pybpf.cli.{m}" for m in ("asm", "btf", "feature", "gen", "inspect", "link", "map", "prog", "run",
                                               "trace_pipe"))
     assert _imported(code, others + ("pybpf.cli.load",)) == ["pybpf.cli.load"]
+
+
+def test_maps_and_pins_do_not_import_ctypes_or_ipaddress() -> None:
+    assert _imported("import pybpf.maps.map, pybpf.sys.fs", ("ctypes", "ipaddress")) == []
