@@ -96,7 +96,15 @@ def tracefs() -> str:
     for cand in TRACEFS_CANDIDATES:
         if os.path.exists(os.path.join(cand, "events")):
             return cand
-    raise KernelError("mount tracefs", 2, "; ".join(errors) or "no tracefs in this kernel",
+    if not errors:
+        try:
+            with open("/proc/filesystems") as f:
+                known = "tracefs" in f.read().split()
+        except OSError:
+            known = False
+        errors.append("neither /sys/kernel/tracing nor /sys/kernel/debug exists to mount it on" if known
+                      else "this kernel has no tracefs (CONFIG_TRACING off)")
+    raise KernelError("mount tracefs", 2, "; ".join(errors),
                       hint="tracing needs tracefs: mount -t tracefs tracefs /sys/kernel/tracing")
 
 
