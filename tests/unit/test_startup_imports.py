@@ -9,8 +9,10 @@ import sys
 
 
 def _imported(code: str, modules: tuple[str, ...]) -> list[str]:
-    """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
-    probe = f"{code}\nimport sys\nprint(sorted(m for m in {modules!r} if m in sys.modules))"
+    """Which of ``modules`` running ``code`` imports in a fresh interpreter (not counting what the interpreter's
+    start-up imported: an editable install's import hook, say)."""
+    probe = (f"import sys\nbefore = set(sys.modules)\n{code}\n"
+             f"print(sorted(m for m in {modules!r} if m in sys.modules and m not in before))")
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     return ast.literal_eval(out)
 
