@@ -155,13 +155,13 @@ class NotFound(KernelError, KeyError):
 class VerifierError(KernelError):
     """BPF_PROG_LOAD failed; ``log`` holds the verifier's whole log and ``program`` the program's name."""
 
-    def __init__(self, program: str, err: int, log: str):
+    def __init__(self, program: str, err: int, log: str, hint: str | None = None):
         self.program = program
         self.log = log
         last = next((ln for ln in reversed(log.splitlines())
                      if ln.strip() and not ln.startswith(("processed ", "verification time", "stack depth"))), "")
         super().__init__("BPF_PROG_LOAD", err, f"program {program!r}" + (f": {last}" if last else ""),
-                         hint="the verifier rejected the program; its log follows" if log else None)
+                         hint=hint or ("the verifier rejected the program; its log follows" if log else None))
 
     def __str__(self) -> str:
         text = super().__str__()

@@ -288,8 +288,34 @@ def prog_load(
             level = 1  # fetch the verifier's explanation
             continue
         if text.strip():
-            raise VerifierError(name or "(unnamed)", err, text)
+            raise VerifierError(name or "(unnamed)", err, text, hint=_lockdown_hint(text))
         raise kernel_error("BPF_PROG_LOAD", err, f"program {name!r}" if name else "")
+
+
+# helpers the kernel withdraws from every program when locked down (security/lockdown: LOCKDOWN_BPF_WRITE_USER in
+# integrity mode, LOCKDOWN_BPF_READ_KERNEL in confidentiality mode); the verifier then calls them unknown
+_LOCKDOWN_HELPERS = {"bpf_probe_write_user": "integrity", "bpf_probe_read": "confidentiality",
+                     "bpf_probe_read_str": "confidentiality", "bpf_probe_read_kernel": "confidentiality",
+                     "bpf_probe_read_kernel_str": "confidentiality"}
+
+
+def _lockdown_hint(log: str) -> str | None:
+    """When the verifier refused a helper that lockdown withdraws and the kernel is locked down, say so."""
+    import re
+
+    m = re.search(r"cannot use helper (\w+?)(?:#\d+)?$|unknown func (\w+?)#\d+", log, re.M)
+    helper = m and (m.group(1) or m.group(2))
+    if not helper or helper not in _LOCKDOWN_HELPERS:
+        return None
+    try:
+        with open("/sys/kernel/security/lockdown") as f:
+            mode = re.search(r"\[(\w+)\]", f.read())
+    except OSError:
+        return None
+    if mode is None or mode.group(1) == "none":
+        return None
+    return (f"the kernel is locked down ({mode.group(1)}), which withdraws {helper} from BPF programs (lockdown "
+            f"'{_LOCKDOWN_HELPERS[helper]}' and above); it cannot be used on this kernel")
 
 
 def prog_test_run(
