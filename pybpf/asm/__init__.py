@@ -39,6 +39,9 @@ and back: ``disassemble(code)`` gives llvm-objdump-19's text, one string per ins
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 from .builder import (
     R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, W0, W1, W2, W3, W4, W5, W6, W7, W8, W9, W10, Register, add,
     addr_space_cast, and_, arsh, atomic_add, atomic_and, atomic_or, atomic_xor, be, bswap, call, call_func,
@@ -48,7 +51,10 @@ from .builder import (
 )
 from .disasm import disassemble, format_instruction, format_listing
 from .instruction import Instruction, Instructions, decode
-from .text import Assembly, MapDef, assemble, parse, parse_assembly
+
+if TYPE_CHECKING:
+    from .elf import write_object
+    from .text import Assembly, MapDef, assemble, parse, parse_assembly
 
 __all__ = [
     "Instruction", "Instructions", "decode", "disassemble", "format_instruction", "format_listing", "assemble",
@@ -63,10 +69,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Load the ELF writer on first use (it is not needed to assemble or disassemble)."""
-    if name == "write_object":
-        from .elf import write_object
-
-        return write_object
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: names whose module loads on first use: the text assembler (its regexes cost every load of an object some
+#: start-up time) and the ELF writer
+_LAZY = {"assemble": "text", "parse": "text", "parse_assembly": "text", "Assembly": "text", "MapDef": "text",
+         "write_object": "elf"}
+__getattr__ = lazy_exports(__name__, _LAZY)[0]

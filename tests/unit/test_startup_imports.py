@@ -48,3 +48,8 @@ def test_a_command_imports_only_its_own_module() -> None:
 
 def test_maps_and_pins_do_not_import_ctypes_or_ipaddress() -> None:
     assert _imported("import pybpf.maps.map, pybpf.sys.fs", ("ctypes", "ipaddress")) == []
+
+
+def test_reading_an_object_does_not_import_the_text_assembler() -> None:
+    code = "from pybpf.loader import ObjectFile\nfrom pybpf.prebuilt import path\nObjectFile(path('hello'))"
+    assert _imported(code, ("pybpf.asm.text", "pybpf.asm.elf")) == []
