@@ -124,7 +124,10 @@ def load(source: str | os.PathLike[str] | bytes | ObjectSpec, *,
 def _feature(name: str) -> bool:
     from ..sys import probes
 
-    return probes.feature(name)
+    if probes.feature(name):
+        return True
+    probes.require_bpf()  # a probe fails too when bpf() is refused outright: say that, not "unsupported"
+    return False
 
 
 def _write_raw(mp: Map, key: int, value: bytes) -> None:

@@ -361,6 +361,18 @@ def _kprobes_exist() -> bool:
 FEATURES: tuple[str, ...] = tuple(_FEATURES)
 
 
+_BPF_ALLOWED = False
+
+
+def require_bpf() -> None:
+    """Raise the kernel's :class:`~pybpf.errors.PermissionDenied` when this process may not use bpf() at all
+    (no capability, unprivileged BPF disabled): every probe fails then, which says nothing about the kernel."""
+    global _BPF_ALLOWED
+    if not _BPF_ALLOWED:
+        _close(syscall.map_create(abi.BPF_MAP_TYPE_ARRAY, 4, 4, 1))
+        _BPF_ALLOWED = True
+
+
 @functools.lru_cache(maxsize=None)
 def feature(name: str) -> bool:
     """True if the running kernel has the named feature (one of :data:`FEATURES`)."""
