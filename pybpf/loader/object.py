@@ -278,11 +278,21 @@ class _Loader:
         if os.path.abspath(self.pin_root) == DEFAULT_PIN_ROOT:
             ensure_bpffs(DEFAULT_PIN_ROOT)
         path = self._pin_path(m)
+        if os.path.isdir(path):
+            raise LinkError(f"{self.spec.name}: map {m.name!r}: {path} is a directory, not a pinned map; remove it "
+                            "or choose another pin_root")
         try:
             fd = FD(syscall.obj_get(path))
         except NotFound:
             return None
         try:
+            try:
+                what = os.readlink(f"/proc/self/fd/{fd.fd}")  # anon_inode:bpf-map, bpf-prog, bpf_link...
+            except OSError:
+                what = "anon_inode:bpf-map"  # no /proc: the kernel's answers below decide
+            if what != "anon_inode:bpf-map":
+                raise LinkError(f"{self.spec.name}: map {m.name!r}: the object pinned at {path} is not a map "
+                                f"({what.partition(':')[2] or what}); remove the pin or choose another pin_root")
             i = syscall.obj_info(fd.fd, "map")
         except BaseException:
             fd.close()
