@@ -7,10 +7,11 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from pybpf.errors import BPFError
 
@@ -81,7 +82,7 @@ def run_limited(code: str, memory: int = 1 << 30, **data: bytes) -> dict[str, An
         print(json.dumps(result))
     """).format(memory=memory, body=textwrap.indent(textwrap.dedent(code), "    "))
     r = subprocess.run([sys.executable, "-c", prog], input=json.dumps({k: v.hex() for k, v in data.items()}),
-                       capture_output=True, text=True, timeout=HANG_GUARD)
+                       capture_output=True, text=True, timeout=HANG_GUARD, check=False)
     assert r.returncode == 0, f"child failed ({r.returncode}): {r.stderr[-3000:]}"
     out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
     return out

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from functools import cache
 
+from fuzzlib import fuzz_tool, only_pybpf_errors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzlib import fuzz_tool, only_pybpf_errors
 from pybpf.asm import decode, disassemble, parse
 from pybpf.errors import AsmError
 
@@ -21,9 +21,9 @@ TALLY: Counter[str] = Counter()
 
 @cache
 def texts() -> list[str]:
-    """The assembler seeds of the fuzz corpus (disassembled prebuilt programs, a file with directives)."""
+    """The assembler corpus (disassembled prebuilt programs, a file with directives, what atheris kept)."""
     tool = fuzz_tool()
-    return [d.decode() for _, d in tool.load_corpus([tool.corpus_dir("asm")])]
+    return [d.decode("utf-8", "replace") for _, d in tool.load_corpus([tool.corpus_dir("asm")])]
 
 
 TOKENS = st.sampled_from(fuzz_tool()._ASM_TOKENS) | st.text(max_size=12)

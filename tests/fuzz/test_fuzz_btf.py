@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from functools import cache
+from functools import cache, partial
 
 import pytest
+from fuzzlib import PREBUILT, fuzz_tool, only_pybpf_errors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzlib import PREBUILT, fuzz_tool, only_pybpf_errors
 from pybpf.btf import BTF, BTFExt
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True, database=None,
@@ -67,8 +67,8 @@ def test_btf_ext_mutations(data: st.DataObject) -> None:
     btf = BTF.parse(btf_raw)
     TALLY["btf.ext"] += 2
     for blob in (bytes(ext), bytes(ext[:cut])):
-        only_pybpf_errors(lambda: fuzz_tool().run_one("btfext", fuzz_tool().join_btfext(btf_raw, blob)))
-        only_pybpf_errors(lambda: BTFExt.parse(blob, btf))
+        only_pybpf_errors(partial(fuzz_tool().run_one, "btfext", fuzz_tool().join_btfext(btf_raw, blob)))
+        only_pybpf_errors(partial(BTFExt.parse, blob, btf))
 
 
 @SETTINGS

@@ -8,10 +8,10 @@ import struct
 from collections import Counter
 
 import pytest
+from fuzzlib import fuzz_tool, only_pybpf_errors, prebuilt, small_objects
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzlib import fuzz_tool, only_pybpf_errors, prebuilt, small_objects
 from pybpf.loader import ObjectFile
 
 SMALL = small_objects()

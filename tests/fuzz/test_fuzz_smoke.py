@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fuzzlib import ROOT, fuzz_tool
 
 RUNS = 120  # mutated inputs per target with line-coverage tracing: a few seconds in all
@@ -39,7 +38,7 @@ def test_atheris_smoke(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "fuzz.py"), "insn", "--engine", "atheris",
                         "--runs", "3000", "--corpus-out", str(tmp_path / "out"), "--extra-corpus",
                         str(fuzz_tool().corpus_dir("insn")), "--crashes", str(tmp_path / "crashes")],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, check=False)
     done = [ln for ln in r.stderr.splitlines() if "DONE" in ln or "Done" in ln]
     print("\natheris:", *done[-2:])
     assert r.returncode == 0, r.stderr[-3000:]

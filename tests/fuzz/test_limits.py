@@ -7,8 +7,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-
 from fuzzlib import fuzz_tool, prebuilt, run_limited
+
 from pybpf.btf import BTF, Array, Int, Member, Ptr, Struct, Typedef
 
 HDR = 24

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pybpf.prebuilt
 import pytest
 
 import pybpf
-import pybpf.prebuilt
 from pybpf.errors import LinkError, PermissionDenied
 from pybpf.link import attach_tracepoint
 from pybpf.loader import ObjectFile
@@ -106,8 +106,8 @@ MISMATCHES = [
     ("key_size", lambda m: setattr(m, "key_size", 8), "key_size 4 (object wants 8)"),
     ("value_size", lambda m: setattr(m, "value_size", 16), "value_size 8 (object wants 16)"),
     ("max_entries", lambda m: setattr(m, "max_entries", 2), "max_entries 1 (object wants 2)"),
-    ("map_flags", lambda m: setattr(m, "flags", abi.BPF_F_RDONLY_PROG), f"map_flags 0 (object wants "
-                                                                          f"{abi.BPF_F_RDONLY_PROG})"),
+    ("map_flags", lambda m: setattr(m, "flags", abi.BPF_F_RDONLY_PROG),
+     f"map_flags 0 (object wants {abi.BPF_F_RDONLY_PROG})"),
 ]
 
 

@@ -10,9 +10,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import pybpf.prebuilt
+import pytest
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
 
@@ -44,7 +43,7 @@ def _child(script: str, wrap: list[str] | None = None, shell_setup: str = "") ->
             pytest.skip("unshare (util-linux) is not installed")
         argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                 f"{shell_setup} && exec \"$@\"", "sh", *argv]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=HANG_GUARD)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=HANG_GUARD, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     out: dict[str, dict[str, object]] = json.loads(r.stdout.strip().splitlines()[-1])
     for name, res in out.items():
@@ -80,7 +79,7 @@ def test_without_capabilities_as_root() -> None:
 
 def test_cli_without_capabilities_is_one_line() -> None:
     r = subprocess.run([*_setpriv(), PY, "-m", "pybpf", "load", str(pybpf.prebuilt.path("hello"))],
-                       capture_output=True, text=True, timeout=HANG_GUARD)
+                       capture_output=True, text=True, timeout=HANG_GUARD, check=False)
     print(f"\n  pybpf load without capabilities: exit {r.returncode}: {r.stderr.strip()}")
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and "neither CAP_BPF nor CAP_SYS_ADMIN" in r.stderr
