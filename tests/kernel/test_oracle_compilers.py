@@ -13,7 +13,8 @@ test_oracle_load.py's.  Variants:
   bswap, sdiv/smod, gotol (kernel 6.6+).
 
 -O3 and -Os are not variants: for BPF, clang-19 -O3 gives byte-identical objects to -O2 and -Os differs in
-few.  All objects are built for every variant: a build costs 20-40 s of two CPUs, the comparisons ~5 s.
+few.  All objects are built for every variant: a build takes 12-40 s on two CPUs (idle to loaded), the
+comparisons ~5 s; the module ~1.5 min idle, ~3.5 min on a loaded machine.
 
 A compiler that is missing skips its tests (a failure under PYBPF_REQUIRE_KERNEL=1:
 tools/install_test_deps.sh installs clang-14, -16 and -19).  An object that does not load fails with pybpf's
