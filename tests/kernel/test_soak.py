@@ -208,3 +208,27 @@ def test_interpreter_exit_without_closing(ending: str) -> None:
         remove_stale_events()
         events = [ln for ln in perf.probe_events("uprobe") if group_event in ln]
     assert events == []
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_signal_during_pybpf_run_detaches_uprobes(signame: str) -> None:
+    """Ctrl-C (and SIGTERM) during ``pybpf run`` of a uretprobe object: the program and link it created leave
+    the kernel and no probe event of its pid stays in tracefs (hello/tcptracer/opensnoop: test_cli_run.py)."""
+    import signal
+
+    from toolrun import ToolProcess
+
+    tool = ToolProcess("pybpf", "run", "bashreadline", "--json", "--no-printk")
+    try:
+        attached = tool.next_json(lambda e: e["kind"] == "attached")
+        progs = {lk["prog_id"] for lk in attached["links"]}
+        links = {lk["link_id"] for lk in attached["links"] if lk["link_id"]}
+        tool.proc.send_signal(getattr(signal, signame))
+        assert tool.proc.wait(30) == 0
+    finally:
+        tool.kill()
+    tag = f"_{tool.proc.pid}_"
+    left = [ln for kind in ("uprobe", "kprobe") for ln in perf.probe_events(kind) if tag in ln]
+    print(f"\n{signame} during pybpf run bashreadline: {len(progs)} progs, {len(links)} links; left "
+          f"{len(gone('prog', progs)) + len(gone('link', links))}, probe events left {len(left)}")
+    assert not gone("prog", progs) and not gone("link", links) and left == []
