@@ -24,7 +24,6 @@ from hashlib import sha256
 
 _MAGIC = b"pybpf-cache 1\n"
 _DIGEST = 32
-_KEEP = 8  # entries of one kind kept; the least recently used beyond that are removed
 
 
 def digest(data: bytes) -> bytes:
@@ -102,9 +101,9 @@ def load(kind: str, key: bytes) -> bytes | None:
     return payload
 
 
-def store(kind: str, key: bytes, payload: bytes) -> None:
+def store(kind: str, key: bytes, payload: bytes, keep: int) -> None:
     """Keep ``payload`` for (``kind``, ``key``), replacing any older entry atomically; drop the least recently
-    used entries of ``kind`` beyond the last few.  Does nothing if the directory cannot be used."""
+    used entries of ``kind`` beyond the ``keep`` newest.  Does nothing if the directory cannot be used."""
     where = _usable(create=True)
     if where is None:
         return
@@ -119,12 +118,12 @@ def store(kind: str, key: bytes, payload: bytes) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
-        _prune(where, kind)
+        _prune(where, kind, keep)
     except OSError:
         pass
 
 
-def _prune(where: str, kind: str) -> None:
+def _prune(where: str, kind: str, keep: int) -> None:
     entries = []
     with os.scandir(where) as it:
         for e in it:
@@ -134,7 +133,7 @@ def _prune(where: str, kind: str) -> None:
                 except OSError:
                     pass
     entries.sort()
-    for _, path in entries[:-_KEEP]:
+    for _, path in entries[:-keep]:
         try:
             os.unlink(path)
         except OSError:

@@ -56,7 +56,7 @@ def _load_indexed(path: str) -> BTF:
         raise BTFError(f"{path}: {e}") from None
     fresh = btf.index()
     if fresh != index:  # none stored, or one that did not fit
-        disk.store("btf-index", key, fresh)
+        disk.store("btf-index", key, fresh, keep=4)  # a megabyte each: this kernel and a few others
     known = disk.load("btf-lookups", key) or b""
     btf.add_lookups(known)
     atexit.register(_keep_lookups, weakref.ref(btf), key, known)
@@ -70,7 +70,7 @@ def _keep_lookups(ref: weakref.ref[BTF], key: bytes, known: bytes) -> None:
     btf = ref()
     now = btf.lookups() if btf is not None else b""
     if now and now != known:
-        disk.store("btf-lookups", key, now)
+        disk.store("btf-lookups", key, now, keep=4)
 
 
 def vmlinux(path: str | None = None) -> BTF:

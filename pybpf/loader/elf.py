@@ -11,7 +11,6 @@ import io
 import marshal
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import ELFError
@@ -33,19 +32,15 @@ _REL = struct.Struct("<QQ")
 _SYM = struct.Struct("<IBBHQQ")
 
 
-@dataclass(eq=False)
 class Section:
     """One ELF section: index, name, header fields and contents (zeros for SHT_NOBITS)."""
 
-    index: int
-    name: str
-    type: int
-    flags: int
-    size: int
-    link: int
-    info: int
-    entsize: int
-    data: bytes = field(repr=False)
+    __slots__ = ("index", "name", "type", "flags", "size", "link", "info", "entsize", "data")
+
+    def __init__(self, index: int, name: str, type: int, flags: int, size: int, link: int, info: int,  # noqa: A002
+                 entsize: int, data: bytes):
+        self.index, self.name, self.type, self.flags, self.size = index, name, type, flags, size
+        self.link, self.info, self.entsize, self.data = link, info, entsize, data
 
     @property
     def executable(self) -> bool:
@@ -53,18 +48,15 @@ class Section:
         return bool(self.flags & SHF_EXECINSTR)
 
 
-@dataclass(eq=False)
 class Symbol:
     """One symbol-table entry, decoded."""
 
-    index: int
-    name: str
-    value: int
-    size: int
-    type: int
-    bind: int
-    visibility: int
-    shndx: int
+    __slots__ = ("index", "name", "value", "size", "type", "bind", "visibility", "shndx")
+
+    def __init__(self, index: int, name: str, value: int, size: int, type: int, bind: int,  # noqa: A002
+                 visibility: int, shndx: int):
+        self.index, self.name, self.value, self.size = index, name, value, size
+        self.type, self.bind, self.visibility, self.shndx = type, bind, visibility, shndx
 
     @property
     def is_extern(self) -> bool:
@@ -72,13 +64,13 @@ class Symbol:
         return self.shndx == SHN_UNDEF and self.bind in (STB_GLOBAL, STB_WEAK) and self.type == STT_NOTYPE
 
 
-@dataclass(eq=False)
 class Rel:
     """One ``Elf64_Rel`` of a relocation section: ``offset`` in the target section, symbol and type."""
 
-    offset: int
-    symbol: Symbol
-    type: int
+    __slots__ = ("offset", "symbol", "type")
+
+    def __init__(self, offset: int, symbol: Symbol, type: int):  # noqa: A002
+        self.offset, self.symbol, self.type = offset, symbol, type
 
     @property
     def type_name(self) -> str:
@@ -149,7 +141,7 @@ class ElfObject:
             if headers is not None:
                 return headers
         headers = self._read_headers(data)
-        _cache.store("elf-headers", key, marshal.dumps(headers))
+        _cache.store("elf-headers", key, marshal.dumps(headers), keep=256)  # a kilobyte or two each
         return headers
 
     def _read_headers(self, data: bytes) -> list[_Header]:

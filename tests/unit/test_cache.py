@@ -31,7 +31,7 @@ def entries(cache: Path, kind: str) -> list[Path]:
 
 def test_store_and_load(cache_home: Path) -> None:
     assert _cache.load("k", b"key") is None
-    _cache.store("k", b"key", b"payload")
+    _cache.store("k", b"key", b"payload", keep=8)
     assert _cache.load("k", b"key") == b"payload"
     assert _cache.load("k", b"other key") is None
     assert _cache.load("other", b"key") is None
@@ -41,7 +41,7 @@ def test_store_and_load(cache_home: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage", "other key"])
 def test_damaged_entries_are_ignored(cache_home: Path, damage: str) -> None:
-    _cache.store("k", b"key", b"payload" * 100)
+    _cache.store("k", b"key", b"payload" * 100, keep=8)
     (path,) = entries(cache_home, "k")
     blob = path.read_bytes()
     if damage == "truncate":
@@ -53,12 +53,12 @@ def test_damaged_entries_are_ignored(cache_home: Path, damage: str) -> None:
     elif damage == "garbage":
         blob = os.urandom(len(blob))
     else:  # a valid entry of another key under this key's name
-        _cache.store("k", b"another", b"payload" * 100)
+        _cache.store("k", b"another", b"payload" * 100, keep=8)
         (other,) = [p for p in entries(cache_home, "k") if p != path]
         blob = other.read_bytes()
     path.write_bytes(blob)
     assert _cache.load("k", b"key") is None
-    _cache.store("k", b"key", b"payload" * 100)
+    _cache.store("k", b"key", b"payload" * 100, keep=8)
     assert _cache.load("k", b"key") == b"payload" * 100
 
 
@@ -66,16 +66,16 @@ def test_unusable_directory_is_silent(tmp_path: Path, monkeypatch: pytest.Monkey
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
-    _cache.store("k", b"key", b"payload")
+    _cache.store("k", b"key", b"payload", keep=8)
     assert _cache.load("k", b"key") is None
 
 
 def test_directory_others_can_write_is_not_used(cache_home: Path) -> None:
-    _cache.store("k", b"key", b"payload")
+    _cache.store("k", b"key", b"payload", keep=8)
     cache_home.chmod(0o777)
     try:
         assert _cache.load("k", b"key") is None
-        _cache.store("k", b"key2", b"payload")
+        _cache.store("k", b"key2", b"payload", keep=8)
         assert len(entries(cache_home, "k")) == 1
     finally:
         cache_home.chmod(0o700)
@@ -83,10 +83,10 @@ def test_directory_others_can_write_is_not_used(cache_home: Path) -> None:
 
 
 def test_cache_can_be_turned_off(cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _cache.store("k", b"key", b"payload")
+    _cache.store("k", b"key", b"payload", keep=8)
     monkeypatch.setenv("PYBPF_NO_CACHE", "1")
     assert _cache.load("k", b"key") is None
-    _cache.store("k", b"key2", b"payload")
+    _cache.store("k", b"key2", b"payload", keep=8)
     assert len(entries(cache_home, "k")) == 1
 
 
@@ -96,11 +96,11 @@ def test_relative_xdg_cache_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_least_recently_used_entries_are_pruned(cache_home: Path) -> None:
-    for i in range(_cache._KEEP + 3):
-        _cache.store("k", b"key%d" % i, b"x")
+    for i in range(8):
+        _cache.store("k", b"key%d" % i, b"x", keep=5)
         os.utime(_cache._file(str(cache_home), "k", b"key%d" % i), ns=(i * 10**9, i * 10**9))  # stored in order
-    assert len(entries(cache_home, "k")) == _cache._KEEP
-    assert [_cache.load("k", b"key%d" % i) for i in range(_cache._KEEP + 3)] == [None] * 3 + [b"x"] * _cache._KEEP
+    assert len(entries(cache_home, "k")) == 5
+    assert [_cache.load("k", b"key%d" % i) for i in range(8)] == [None] * 3 + [b"x"] * 5
 
 
 # ---- the kernel BTF index --------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_bad_kernel_btf_index_is_rebuilt(cache_home: Path, tmp_path: Path, damag
         blob[len(blob) // 2] ^= 0xFF
         entry.write_bytes(blob)
     else:  # intact and keyed right, but not this blob's index (as if the index format changed, not the key)
-        _cache.store("btf-index", _kernel_key(path), BTF.parse(sample_btf(40)).index())
+        _cache.store("btf-index", _kernel_key(path), BTF.parse(sample_btf(40)).index(), keep=8)
     kernel._cache.clear()
     assert summary(kernel.vmlinux(str(path))) == expected
     assert _cache.load("btf-index", _kernel_key(path)) == BTF.parse(path.read_bytes()).index()
@@ -247,7 +247,7 @@ def test_bad_object_headers_are_rebuilt(cache_home: Path, damage: str) -> None:
         blob[-5] ^= 0x10
         entry.write_bytes(blob)
     else:  # intact and keyed right, but not what the reader stores
-        _cache.store("elf-headers", key, marshal.dumps({"a": [1.5]}))
+        _cache.store("elf-headers", key, marshal.dumps({"a": [1.5]}), keep=8)
     assert spec_text(data) == expected
     assert entry.read_bytes() == good
 
@@ -286,9 +286,9 @@ def test_bad_kernel_btf_lookups_are_ignored(cache_home: Path, tmp_path: Path, da
         blob[-3] ^= 0x40
         entry.write_bytes(blob)
     elif damage == "ids out of range":
-        _cache.store("btf-lookups", _kernel_key(path), marshal.dumps(({"s3": [len(btf) + 5]}, {})))
+        _cache.store("btf-lookups", _kernel_key(path), marshal.dumps(({"s3": [len(btf) + 5]}, {})), 8)
     else:
-        _cache.store("btf-lookups", _kernel_key(path), marshal.dumps([1, 2, 3]))
+        _cache.store("btf-lookups", _kernel_key(path), marshal.dumps([1, 2, 3]), keep=8)
     kernel._cache.clear()
     again = kernel.vmlinux(str(path))
     assert not again._found and [t.id for t in again.find("s3")] == expected
