@@ -10,16 +10,15 @@ from __future__ import annotations
 import errno as _errno
 import os
 import weakref
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import BPFError, KernelError, NotFound, NotSupported, kernel_error
 from ..sys import abi, syscall
 from ..sys.fd import FD
-from .info import LinkInfo, attach_type_name, link_info
 
 if TYPE_CHECKING:
     from ..program import Program
+    from .info import LinkInfo
 
 BPF_LINK = "bpf_link"
 PROG_ATTACH = "prog_attach"
@@ -61,6 +60,8 @@ class Link:
     @classmethod
     def from_fd(cls, fd: FD | int, pinned_path: str | None = None) -> Link:
         """Wrap an existing bpf_link fd (taking ownership of it)."""
+        from .info import link_info
+
         owned = FD(fd) if isinstance(fd, int) else fd
         try:
             info = link_info(owned.fd)
@@ -169,6 +170,10 @@ class Link:
     def info(self) -> LinkInfo:
         """The kernel's description of the link, completed with what pybpf knows of it (older kernels
         describe less); legacy attachments: what pybpf knows, with ``id`` 0."""
+        from dataclasses import replace
+
+        from .info import LinkInfo, link_info  # here: attaching needs neither (nor dataclasses)
+
         if self.mechanism == BPF_LINK:
             info = link_info(self.fd)  # what the kernel says wins; what pybpf knows fills the gaps
             return replace(info, details={**self._details, **info.details})
@@ -216,6 +221,7 @@ def legacy_worked(kind: str, mechanism: str | None) -> None:
 def resolve_attach_type(prog: Program, attach_type: int | str | None, examples: str) -> tuple[int, str]:
     """(attach type, its name): the one given (number or name) or else the program's expected one."""
     from ..program import attach_type_of
+    from .info import attach_type_name
 
     atype = attach_type_of(attach_type) if attach_type is not None else prog.expected_attach_type
     if not atype:
@@ -270,6 +276,8 @@ class LinkGroup(Link):
 
     def info(self) -> LinkInfo:
         """A summary whose ``details["links"]`` holds each member's info."""
+        from .info import LinkInfo
+
         return LinkInfo(0, 0, self.kind, 0, {"mechanism": self.mechanism, "links": [lk.info() for lk in self.links]})
 
 

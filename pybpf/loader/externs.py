@@ -4,14 +4,12 @@ following libbpf's ``bpf_object__collect_externs`` / ``bpf_object__resolve_exter
 """
 from __future__ import annotations
 
-import gzip
 import os
-import zlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BTFError, LinkError
 from ..sys import abi
+from .spec import Record
 
 if TYPE_CHECKING:
     from ..btf import BTF
@@ -19,16 +17,14 @@ if TYPE_CHECKING:
 KCONFIG, KSYMS = ".kconfig", ".ksyms"
 
 
-@dataclass
-class KconfigVar:
+class KconfigVar(Record):
     """One ``__kconfig`` extern: where it lives in the ``.kconfig`` map and how to encode it."""
 
-    name: str
-    offset: int
-    size: int
-    align: int
-    type_id: int
-    weak: bool
+    _compare = _shown = ("name", "offset", "size", "align", "type_id", "weak")
+
+    def __init__(self, name: str, offset: int, size: int, align: int, type_id: int, weak: bool):
+        self.name, self.offset, self.size, self.align = name, offset, size, align
+        self.type_id, self.weak = type_id, weak
 
 
 def kconfig_layout(btf: BTF, names: dict[str, bool]) -> list[KconfigVar]:
@@ -101,6 +97,9 @@ def prepare_btf(btf: BTF, layout: list[KconfigVar]) -> None:
 def kernel_config_text() -> str | None:
     """The running kernel's config, from /boot/config-$(uname -r) or else /proc/config.gz (gzipped or not, as
     libbpf reads them); None when neither can be read."""
+    import gzip  # here: only objects with __kconfig externs read the config
+    import zlib
+
     for path in (f"/boot/config-{os.uname().release}", "/proc/config.gz"):
         try:
             with open(path, "rb") as f:

@@ -8,7 +8,6 @@ counted by :class:`~pybpf.asm.Instructions` when encoding.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import LinkError
@@ -18,13 +17,15 @@ if TYPE_CHECKING:
     from .spec import Line, ObjectSpec, ProgramSpec
 
 
-@dataclass
 class LinkedProgram:
     """A program's final instruction layout (references still symbolic) and its BTF.ext records."""
 
-    name: str
-    instructions: Instructions
-    functions: list[str]  # the program, then each appended function, in layout order
+    __slots__ = ("name", "instructions", "functions")
+
+    def __init__(self, name: str, instructions: Instructions, functions: list[str]):
+        self.name = name
+        self.instructions = instructions
+        self.functions = functions  # the program, then each appended function, in layout order
 
     def func_info(self) -> list[tuple[int, int]]:
         """(instruction slot, BTF FUNC id) per function, or [] when any function lacks one (as libbpf drops

@@ -7,8 +7,8 @@ matching entry wins.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntFlag
+from typing import NamedTuple
 
 from ..errors import SectionError
 from ..sys import abi
@@ -27,8 +27,7 @@ class SecFlag(IntFlag):
     USDT = 32
 
 
-@dataclass(frozen=True)
-class SecDef:
+class SecDef(NamedTuple):
     """One row of the table: a section pattern and what it means."""
 
     pattern: str
@@ -165,8 +164,7 @@ SECTION_DEFS: tuple[SecDef, ...] = (
 # fmt: on
 
 
-@dataclass(frozen=True)
-class SectionInfo:
+class SectionInfo(NamedTuple):
     """What a program's section name means for loading and auto-attaching it."""
 
     section: str

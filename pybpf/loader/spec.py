@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy as _copy
 import struct
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import BPFError, LinkError
@@ -53,30 +52,56 @@ class Line(NamedTuple):
         return f"{self.file}:{self.line}:{self.col}"
 
 
-@dataclass
-class MapSpec:
+class Record:
+    """Base of the loader's records (plain classes, not dataclasses: importing ``dataclasses`` and generating
+    their methods would cost every ``pybpf.load`` start-up time).  ``==`` compares the attributes named in
+    ``_compare`` between records of the same class; ``repr`` shows those in ``_shown``."""
+
+    _compare: tuple[str, ...] = ()
+    _shown: tuple[str, ...] = ()
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._compare)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)!r}' for f in self._shown)})"
+
+
+class MapSpec(Record):
     """A map the object defines: BTF-defined (``.maps``), legacy (``SEC("maps")``) or internal global data.
 
     ``key_type``/``value_type`` are BTF type ids in the object's BTF (0 when absent).  ``data`` is the initial
     contents of a global-data map (one value), ``values`` the initial slots of a prog array or map-in-map
     (slot -> program or map name), ``inner`` the inner-map template of a map-in-map."""
 
-    name: str
-    type: int
-    key_size: int = 0
-    value_size: int = 0
-    max_entries: int = 0
-    flags: int = 0
-    numa_node: int = 0
-    pinning: int = PIN_NONE
-    map_extra: int = 0
-    key_type: int = 0
-    value_type: int = 0
-    inner: MapSpec | None = None
-    values: dict[int, str] = field(default_factory=dict)
-    data: bytes | None = field(default=None, repr=False)
-    section: str = ""
-    offset: int = 0  # where its definition starts in ``section`` (relocations point there)
+    _compare = ("name", "type", "key_size", "value_size", "max_entries", "flags", "numa_node", "pinning",
+                "map_extra", "key_type", "value_type", "inner", "values", "data", "section", "offset")
+    _shown = tuple(f for f in _compare if f != "data")
+
+    def __init__(self, name: str, type: int, key_size: int = 0, value_size: int = 0,  # noqa: A002
+                 max_entries: int = 0, flags: int = 0, numa_node: int = 0, pinning: int = PIN_NONE,
+                 map_extra: int = 0, key_type: int = 0, value_type: int = 0, inner: MapSpec | None = None,
+                 values: dict[int, str] | None = None, data: bytes | None = None, section: str = "",
+                 offset: int = 0):
+        self.name = name
+        self.type = type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self.flags = flags
+        self.numa_node = numa_node
+        self.pinning = pinning
+        self.map_extra = map_extra
+        self.key_type = key_type
+        self.value_type = value_type
+        self.inner = inner
+        self.values: dict[int, str] = {} if values is None else values
+        self.data = data
+        self.section = section
+        self.offset = offset  # where its definition starts in ``section`` (relocations point there)
 
     @property
     def internal(self) -> bool:
@@ -107,17 +132,20 @@ class MapSpec:
         return out
 
 
-@dataclass
-class VariableSpec:
+class VariableSpec(Record):
     """A global variable in a data section: where it lives in its map's value and its BTF type."""
 
-    name: str
-    section: str
-    offset: int
-    size: int
-    type_id: int = 0  # BTF type of the variable (0 without BTF)
-    linkage: int = abi.BTF_VAR_GLOBAL_ALLOCATED
-    map: str = ""  # name of the internal map holding it
+    _compare = _shown = ("name", "section", "offset", "size", "type_id", "linkage", "map")
+
+    def __init__(self, name: str, section: str, offset: int, size: int, type_id: int = 0,
+                 linkage: int = abi.BTF_VAR_GLOBAL_ALLOCATED, map: str = ""):  # noqa: A002
+        self.name = name
+        self.section = section
+        self.offset = offset
+        self.size = size
+        self.type_id = type_id  # BTF type of the variable (0 without BTF)
+        self.linkage = linkage
+        self.map = map  # name of the internal map holding it
 
     @property
     def readonly(self) -> bool:
@@ -125,28 +153,35 @@ class VariableSpec:
         return self.section.startswith(".rodata")
 
 
-@dataclass
-class ProgramSpec:
+class ProgramSpec(Record):
     """One program (an entry point) or, with ``subprogram`` set, a ``.text`` function programs call.
 
     ``instructions`` keep references symbolic: map loads name their map, calls and callbacks name their
     function, externs their symbol; ``instructions[0].symbol`` is the program's own name.  ``type`` and
     ``expected_attach_type`` come from the SEC() name and may be changed before load."""
 
-    name: str
-    section: str
-    instructions: Instructions = field(repr=False)
-    type: int = 0
-    expected_attach_type: int = 0
-    flags: int = 0  # BPF_PROG_LOAD prog_flags (sleepable, xdp frags)
-    attach_to: str = ""
-    license: str = ""
-    kern_version: int = 0
-    autoload: bool = True
-    subprogram: bool = False
-    info: SectionInfo | None = field(default=None, repr=False, compare=False)
-    section_index: int = field(default=0, repr=False)
-    offset: int = field(default=0, repr=False)  # first instruction's slot in its ELF section
+    _shown = ("name", "section", "type", "expected_attach_type", "flags", "attach_to", "license", "kern_version",
+              "autoload", "subprogram")
+    _compare = ("name", "section", "instructions", *_shown[2:], "section_index", "offset")
+
+    def __init__(self, name: str, section: str, instructions: Instructions, type: int = 0,  # noqa: A002
+                 expected_attach_type: int = 0, flags: int = 0, attach_to: str = "", license: str = "",
+                 kern_version: int = 0, autoload: bool = True, subprogram: bool = False,
+                 info: SectionInfo | None = None, section_index: int = 0, offset: int = 0):
+        self.name = name
+        self.section = section
+        self.instructions = instructions
+        self.type = type
+        self.expected_attach_type = expected_attach_type
+        self.flags = flags  # BPF_PROG_LOAD prog_flags (sleepable, xdp frags)
+        self.attach_to = attach_to
+        self.license = license
+        self.kern_version = kern_version
+        self.autoload = autoload
+        self.subprogram = subprogram
+        self.info = info
+        self.section_index = section_index
+        self.offset = offset  # first instruction's slot in its ELF section
 
     @property
     def type_name(self) -> str:
@@ -176,40 +211,55 @@ class ProgramSpec:
         return out
 
 
-@dataclass
-class Relocation:
+class Relocation(Record):
     """One ELF relocation as the loader understood it (for ``pybpf inspect``)."""
 
-    section: str  # the section it applies to
-    offset: int  # byte offset there
-    type: str  # R_BPF_*
-    symbol: str
-    kind: str  # "map", "data", "call", "func", "extern", "values", "ignored"
-    target: str = ""  # the map / function / variable it resolved to
+    _compare = _shown = ("section", "offset", "type", "symbol", "kind", "target")
+
+    def __init__(self, section: str, offset: int, type: str, symbol: str, kind: str,  # noqa: A002
+                 target: str = ""):
+        self.section = section  # the section it applies to
+        self.offset = offset  # byte offset there
+        self.type = type  # R_BPF_*
+        self.symbol = symbol
+        self.kind = kind  # "map", "data", "call", "func", "extern", "values", "ignored"
+        self.target = target  # the map / function / variable it resolved to
 
 
-@dataclass
-class ObjectSpec:
+class ObjectSpec(Record):
     """Everything an ELF object defines, as pure data (see the module docstring)."""
 
-    name: str
-    license: str = ""
-    kern_version: int | None = None  # from a ``version`` section; None: the running kernel's at load
-    programs: dict[str, ProgramSpec] = field(default_factory=dict)
-    functions: dict[str, ProgramSpec] = field(default_factory=dict)  # .text subprograms
-    maps: dict[str, MapSpec] = field(default_factory=dict)
-    variables: dict[str, VariableSpec] = field(default_factory=dict)
-    externs: dict[str, str] = field(default_factory=dict)  # extern symbol -> its section (.kconfig, .ksyms)
-    relocations: list[Relocation] = field(default_factory=list, repr=False)
-    btf: BTF | None = field(default=None, repr=False, compare=False)
-    btf_ext: BTFExt | None = field(default=None, repr=False, compare=False)
-    path: str = field(default="", compare=False)
-    #: ELF facts libbpf uses to finalise the BTF: section sizes, offsets of global object symbols
-    section_sizes: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
-    symbol_offsets: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
-    hidden_symbols: set[str] = field(default_factory=set, repr=False, compare=False)  # STV_HIDDEN/INTERNAL globals
-    weak_externs: set[str] = field(default_factory=set, repr=False)
-    kconfig: list[Any] = field(default_factory=list, repr=False)  # externs.KconfigVar, in .kconfig map order
+    _shown = ("name", "license", "kern_version", "programs", "functions", "maps", "variables", "externs", "path")
+    _compare = (*_shown[:-1], "relocations", "weak_externs", "kconfig")
+
+    def __init__(self, name: str, license: str = "", kern_version: int | None = None,  # noqa: A002
+                 programs: dict[str, ProgramSpec] | None = None, functions: dict[str, ProgramSpec] | None = None,
+                 maps: dict[str, MapSpec] | None = None, variables: dict[str, VariableSpec] | None = None,
+                 externs: dict[str, str] | None = None, relocations: list[Relocation] | None = None,
+                 btf: BTF | None = None, btf_ext: BTFExt | None = None, path: str = "",
+                 section_sizes: dict[str, int] | None = None, symbol_offsets: dict[str, int] | None = None,
+                 hidden_symbols: set[str] | None = None, weak_externs: set[str] | None = None,
+                 kconfig: list[Any] | None = None):
+        self.name = name
+        self.license = license
+        self.kern_version = kern_version  # from a ``version`` section; None: the running kernel's at load
+        self.programs: dict[str, ProgramSpec] = {} if programs is None else programs
+        self.functions: dict[str, ProgramSpec] = {} if functions is None else functions  # .text subprograms
+        self.maps: dict[str, MapSpec] = {} if maps is None else maps
+        self.variables: dict[str, VariableSpec] = {} if variables is None else variables
+        #: extern symbol -> its section (.kconfig, .ksyms)
+        self.externs: dict[str, str] = {} if externs is None else externs
+        self.relocations: list[Relocation] = [] if relocations is None else relocations
+        self.btf = btf
+        self.btf_ext = btf_ext
+        self.path = path
+        #: ELF facts libbpf uses to finalise the BTF: section sizes, offsets of global object symbols, and the
+        #: STV_HIDDEN/INTERNAL globals
+        self.section_sizes: dict[str, int] = {} if section_sizes is None else section_sizes
+        self.symbol_offsets: dict[str, int] = {} if symbol_offsets is None else symbol_offsets
+        self.hidden_symbols: set[str] = set() if hidden_symbols is None else hidden_symbols
+        self.weak_externs: set[str] = set() if weak_externs is None else weak_externs
+        self.kconfig: list[Any] = [] if kconfig is None else kconfig  # externs.KconfigVar, in .kconfig map order
 
     # ---- editing ---------------------------------------------------------------------------------------
 

@@ -4,16 +4,22 @@ that uses it."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
-def _imported(code: str, modules: tuple[str, ...]) -> list[str]:
+def _imported(code: str, modules: tuple[str, ...], cache: Path | None = None) -> list[str]:
     """Which of ``modules`` running ``code`` imports in a fresh interpreter (not counting what the interpreter's
-    start-up imported: an editable install's import hook, say)."""
+    start-up imported: an editable install's import hook, say).  With ``cache`` (an XDG_CACHE_HOME), ``code``
+    runs once before, so what it caches is there: the warm start every start after the first one gets."""
     probe = (f"import sys\nbefore = set(sys.modules)\n{code}\n"
              f"print(sorted(m for m in {modules!r} if m in sys.modules and m not in before))")
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache)) if cache is not None else None
+    for _ in range(2 if cache is not None else 1):
+        out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True,
+                             env=env).stdout
     return ast.literal_eval(out)
 
 
@@ -53,3 +59,10 @@ def test_maps_and_pins_do_not_import_ctypes_or_ipaddress() -> None:
 def test_reading_an_object_does_not_import_the_text_assembler() -> None:
     code = "from pybpf.loader import ObjectFile\nfrom pybpf.prebuilt import path\nObjectFile(path('hello'))"
     assert _imported(code, ("pybpf.asm.text", "pybpf.asm.elf")) == []
+
+
+def test_reading_an_object_again_imports_neither_pyelftools_nor_dataclasses(tmp_path: Path) -> None:
+    code = ("from pybpf.loader import ObjectFile\nfrom pybpf.prebuilt import path\nimport pybpf.loader.object, "
+            "pybpf.loader.linker, pybpf.loader.externs, pybpf.link.auto, pybpf.link.perf\n"
+            "ObjectFile(path('execsnoop'))")
+    assert _imported(code, ("elftools", "dataclasses", "inspect"), cache=tmp_path) == []
