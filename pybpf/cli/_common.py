@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, Iterable
 
@@ -16,6 +15,8 @@ def add_json(p: argparse.ArgumentParser) -> None:
 
 def print_json(obj: Any) -> None:
     """Print ``obj`` as JSON (bytes as hex strings, named tuples as objects)."""
+    import json  # here: a command imports it only when asked for --json
+
     json.dump(_jsonable(obj), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
