@@ -5,7 +5,6 @@ Only the calling thread moves; sockets (netlink too) stay in the namespace they 
 """
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 from contextlib import contextmanager
@@ -19,6 +18,8 @@ NETNS_RUN_DIR = "/var/run/netns"
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
     """Move the calling thread into the namespace ``fd`` refers to."""
+    import ctypes  # here: only entering a namespace needs it
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, nstype) != 0:
         raise kernel_error("setns", ctypes.get_errno(), hint="entering a namespace needs CAP_SYS_ADMIN")

@@ -52,8 +52,8 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert _imported(code, others + ("pybpf.cli.load",)) == ["pybpf.cli.load"]
 
 
-def test_maps_and_pins_do_not_import_ctypes_or_ipaddress() -> None:
-    assert _imported("import pybpf.maps.map, pybpf.sys.fs", ("ctypes", "ipaddress")) == []
+def test_maps_pins_and_namespaces_do_not_import_ctypes_or_ipaddress() -> None:
+    assert _imported("import pybpf.maps.map, pybpf.sys.fs, pybpf.sys.netns", ("ctypes", "ipaddress")) == []
 
 
 def test_reading_an_object_does_not_import_the_text_assembler() -> None:
