@@ -12,7 +12,7 @@ import pytest
 from conftest import kernel_skip
 
 from pybpf import prebuilt
-from pybpf.errors import BPFError, LinkError, PermissionDenied
+from pybpf.errors import BPFError, LinkError, NotSupported, PermissionDenied
 from pybpf.gen.runtime import Skeleton, TypedMap
 from pybpf.loader import ObjectFile
 from pybpf.maps.btfcodec import btf_codec
@@ -38,7 +38,7 @@ def load(skel: Skeleton, obj: str) -> None:
     base = obj.split(".")[0]
     try:
         skel.load()
-    except (PermissionDenied, LinkError) as e:
+    except (PermissionDenied, NotSupported, LinkError) as e:
         if base in NEEDS:
             kernel_skip(f"{obj} cannot load on this kernel: {e}", NEEDS[base])
         raise
