@@ -3,7 +3,8 @@
 # Test-only tools come from apt: llvm-19 (llvm-mc/llvm-objdump oracles), clang-19 + libbpf-dev (building
 # objects in tests), clang-14 + clang-16 (the corpus built by bookworm's other clangs:
 # tests/kernel/test_oracle_compilers.py), bpftool (libbpf's loader as the oracle), iproute2/iputils-ping
-# (network tests).  Already installed packages are not looked at again (no apt-get update then).
+# (network tests), and through tools/vm/install_deps.sh qemu + busybox-static (the kernel-matrix VMs).
+# Already installed packages are not looked at again (no apt-get update then).
 # None of them is needed to install or run pybpf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+tools/vm/install_deps.sh  # qemu and busybox-static for the kernel-matrix VMs
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
