@@ -21,12 +21,16 @@ from __future__ import annotations
 import os
 import sys
 from hashlib import sha256
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import mmap
 
 _MAGIC = b"pybpf-cache 1\n"
 _DIGEST = 32
 
 
-def digest(data: bytes) -> bytes:
+def digest(data: bytes | mmap.mmap) -> bytes:
     """The content hash used in keys (SHA-256)."""
     return sha256(data).digest()
 

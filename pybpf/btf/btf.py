@@ -12,6 +12,7 @@ offsets after the base's string section, exactly as in the kernel.
 from __future__ import annotations
 
 import marshal
+import mmap
 import struct
 import sys
 from array import array
@@ -203,7 +204,7 @@ class BTF:
         self.strings = _strings or Strings(b"\0" if base is None else b"", base.strings if base else None)
         self.byteorder = base.byteorder if base is not None else "little"
         self.ptr_size = 8
-        self._data = b""
+        self._data: bytes | mmap.mmap = b""
         self._words: Any = ()
         self._tsec = 0  # byte offset of the type section in _data
         self._starts: Sequence[int] = []  # word index of each parsed record (a list, or an array from an index)
@@ -211,6 +212,7 @@ class BTF:
         self._added: list[Type] = []
         self._dirty: set[int] = set()
         self._name_offs: bytes | None = None
+        self._index: bytes | None = None  # the index given to parse, when taken
         self._names: tuple[set[int], bytes] | None = None
         self._found: dict[str, list[int]] = {}  # name -> own ids, cleared when types are added or replaced
         self._prefixed: dict[str, list[int]] = {}  # name prefix -> own ids, likewise
@@ -224,12 +226,15 @@ class BTF:
     # ---- reading --------------------------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview, base: BTF | None = None, *, index: bytes | None = None) -> BTF:
+    def parse(cls, data: bytes | bytearray | memoryview | mmap.mmap, base: BTF | None = None, *,
+              index: bytes | None = None) -> BTF:
         """Parse raw BTF (``.BTF`` section contents, ``/sys/kernel/btf/*``); split BTF needs its ``base``.
 
         ``index`` (what :meth:`index` gave for the same ``data``) replaces the pass over the type section; one
-        that does not fit the type section is ignored."""
-        data = bytes(data)
+        that does not fit the type section is ignored.  ``data`` is copied unless it is ``bytes`` or a read-only
+        ``mmap`` (:mod:`pybpf.btf.kernel` maps vmlinux), which must not change while the BTF is used."""
+        if not isinstance(data, (bytes, mmap.mmap)):
+            data = bytes(data)
         if len(data) < 8:
             raise BTFError(f"BTF is {len(data)} bytes: too short for a header")
         if data[:2] == b"\x9f\xeb":
@@ -300,6 +305,10 @@ class BTF:
         name offset), as bytes to keep (:mod:`pybpf.btf.kernel` caches vmlinux's) and give back to ``parse``."""
         return array("I", self._starts).tobytes() + self._name_offsets()
 
+    def indexed_by(self, index: bytes) -> bool:
+        """Whether :meth:`parse` took ``index`` as this BTF's record index."""
+        return self._index is index
+
     def _adopt(self, index: bytes) -> bool:
         """Take ``index`` as this BTF's record index if it fits the type section (else leave it and say so)."""
         n, odd = divmod(len(index), 8)
@@ -318,6 +327,7 @@ class BTF:
             return False
         self._starts = starts
         self._name_offs = index[4 * n:]
+        self._index = index
         return True
 
     @classmethod

@@ -10,6 +10,7 @@ process exits, read back when the same blob is opened again.
 from __future__ import annotations
 
 import atexit
+import mmap
 import os
 import weakref
 from typing import Iterator, Sequence, overload
@@ -44,8 +45,7 @@ def _load_indexed(path: str) -> BTF:
     from . import types
 
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = _contents(path)
     except OSError as e:
         raise BTFError(f"cannot read kernel BTF {path}: {e.strerror}") from None
     key = disk.digest(data) + disk.code_key(btf_module.__file__, types.__file__)
@@ -54,13 +54,24 @@ def _load_indexed(path: str) -> BTF:
         btf = BTF.parse(data, index=index)
     except BTFError as e:
         raise BTFError(f"{path}: {e}") from None
-    fresh = btf.index()
-    if fresh != index:  # none stored, or one that did not fit
-        disk.store("btf-index", key, fresh, keep=4)  # a megabyte each: this kernel and a few others
+    if index is None or not btf.indexed_by(index):  # none stored, or one that did not fit
+        disk.store("btf-index", key, btf.index(), keep=4)  # a megabyte each: this kernel and a few others
     known = disk.load("btf-lookups", key) or b""
     btf.add_lookups(known)
     atexit.register(_keep_lookups, weakref.ref(btf), key, known)
     return btf
+
+
+def _contents(path: str) -> bytes | mmap.mmap:
+    """The file at ``path``: mapped read-only for the kernel's own BTF in sysfs (which cannot change while the
+    kernel runs; Linux 6.16+ allows the mapping, saving a 5 MB copy), else read."""
+    with open(path, "rb") as f:
+        if path.startswith(SYSFS_BTF + "/"):
+            try:
+                return mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+            except (OSError, ValueError):  # an older kernel: EACCES, or EINVAL
+                pass
+        return f.read()
 
 
 def _keep_lookups(ref: weakref.ref[BTF], key: bytes, known: bytes) -> None:

@@ -128,11 +128,12 @@ def test_kernel_btf_index_is_cached_and_used(cache_home: Path, tmp_path: Path) -
     (entry,) = entries(cache_home, "btf-index")
     assert summary(cold) == expected
     kernel._cache.clear()
+    inode = entry.stat().st_ino
     warm = kernel.vmlinux(str(path))
     assert warm is not cold and summary(warm) == expected
     assert isinstance(warm._starts, array)  # the index was read back, not rebuilt by a pass over the types
     assert warm.index() == cold.index() == BTF.parse(path.read_bytes()).index()
-    assert entries(cache_home, "btf-index") == [entry] and entry.read_bytes()  # used, not rewritten
+    assert entries(cache_home, "btf-index") == [entry] and entry.stat().st_ino == inode  # used, not rewritten
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "wrong index"])
@@ -306,3 +307,18 @@ def test_lookups_of_a_changed_btf_are_not_kept() -> None:
     fresh.add(Int("extra", 4))
     fresh.add_lookups(other.lookups())
     assert not fresh._found and [t.id for t in fresh.find("s1")] == [t.id for t in other.find("s1")]
+
+
+def test_the_running_kernels_btf_read_through_a_mapping(cache_home: Path) -> None:
+    """/sys/kernel/btf/vmlinux is mapped where the kernel allows it (not copied): same types as read bytes."""
+    if not os.path.exists(kernel.SYSFS_BTF + "/vmlinux"):
+        pytest.skip("no /sys/kernel/btf/vmlinux")
+    with open(kernel.SYSFS_BTF + "/vmlinux", "rb") as f:
+        read = BTF.parse(f.read())
+    kernel._cache.clear()
+    for _ in range(2):  # without, then with the cached index
+        mapped = kernel.vmlinux()
+        assert len(mapped) == len(read) and mapped.index() == read.index()
+        for name in ("task_struct", "sk_buff", "trace_event_raw_sys_enter"):
+            assert [str(t) for t in mapped.find(name)] == [str(t) for t in read.find(name)]
+        kernel._cache.clear()
