@@ -8,7 +8,7 @@
     python3 tools/fuzz.py elf --replay tools/fuzz_corpus/elf    # every file once (regression run)
     python3 tools/fuzz.py elf --replay crash-elf-1a2b3c         # reproduce one finding, with its traceback
     python3 tools/fuzz.py seed                         # rebuild the seed files of the corpus from prebuilt/*.o
-    python3 tools/fuzz.py elf --minimize /tmp/elf-run  # keep what reaches new lines from a long run's output
+    python3 tools/fuzz.py elf --minimize /tmp/pybpf-fuzz/elf   # fold a run's new inputs into the corpus
 
 Targets (what one input is, and what is done with it):
 
@@ -21,7 +21,9 @@ Targets (what one input is, and what is done with it):
 
 The only exceptions allowed out of a target are ``pybpf.errors.BPFError`` subclasses with a message; anything
 else (IndexError, struct.error, RecursionError, MemoryError under the address-space limit, a hang past
-``--timeout``) is a finding.  Findings are saved as ``crash-TARGET-SHA1`` under ``--crashes`` (default: pybpf-fuzz/crashes in the temp directory) with the command
+``--timeout``) is a finding.  Runs read the committed corpus (tools/fuzz_corpus/TARGET) and write the new inputs
+they find to ``--corpus-out`` (default: pybpf-fuzz/TARGET in the temp directory); ``--minimize`` folds those
+that reach new pybpf lines into the committed corpus.  Findings are saved as ``crash-TARGET-SHA1`` under ``--crashes`` (default: pybpf-fuzz/crashes in the temp directory) with the command
 that replays them.
 
 Engines: ``atheris`` (libFuzzer's coverage-guided engine; ``pip install atheris``, wheels for CPython 3.11)
@@ -54,7 +56,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tools" / "fuzz_corpus"
 TARGETS = ("elf", "btf", "btfext", "asm", "insn")
-CRASHES = Path(tempfile.gettempdir()) / "pybpf-fuzz" / "crashes"
+WORK = Path(tempfile.gettempdir()) / "pybpf-fuzz"  # new inputs of a run (fold them in with --minimize)
+CRASHES = WORK / "crashes"
 MEMORY_LIMIT = 4 << 30  # RLIMIT_AS for a fuzzing process: an input needing more is a finding (MemoryError)
 INPUT_TIMEOUT = 10  # seconds one input may take before it counts as a hang (a guard, not a measurement)
 
@@ -506,8 +509,9 @@ class Result:
 
     def line(self) -> str:
         """One line for logs and tests/README.md."""
-        return (f"fuzz {self.target}: {self.runs} inputs, {len(self.findings)} findings, corpus {self.corpus}, "
-                f"{self.covered} pybpf lines covered, {self.seconds:.1f} s")
+        covered = f", {self.covered} pybpf lines covered" if self.covered else ""
+        return (f"fuzz {self.target}: {self.runs} inputs, {len(self.findings)} findings, corpus {self.corpus}"
+                f"{covered}, {self.seconds:.1f} s")
 
 
 def check(target: str, data: bytes, timeout: int = INPUT_TIMEOUT) -> str | None:
@@ -676,10 +680,11 @@ def atheris_fuzz(target: str, args: argparse.Namespace, extra: list[str]) -> Non
             return atheris.Mutate(data, max_size)
         return mutate(data, [], max_size)
 
-    out = args.corpus_out or corpus_dir(target)
+    out = args.corpus_out or WORK / target
     out.mkdir(parents=True, exist_ok=True)
     args.crashes.mkdir(parents=True, exist_ok=True)
-    argv = [sys.argv[0], str(out), *[str(p) for p in args.extra_corpus], f"-seed={args.seed}",
+    inputs = [corpus_dir(target), *args.extra_corpus]
+    argv = [sys.argv[0], str(out), *[str(p) for p in inputs if Path(p) != out], f"-seed={args.seed}",
             f"-timeout={args.timeout}", f"-rss_limit_mb={MEMORY_LIMIT >> 20}", "-max_len=65536",
             f"-artifact_prefix={args.crashes}/crash-{target}-", *extra]
     if args.runs:
@@ -706,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=INPUT_TIMEOUT, help="seconds one input may take")
     ap.add_argument("--replay", type=Path, nargs="*", help="run these files/directories once (default: the corpus)")
     ap.add_argument("--crashes", type=Path, default=CRASHES, help=f"where findings go (default {CRASHES})")
-    ap.add_argument("--corpus-out", type=Path, help="where new interesting inputs go (default: the corpus dir)")
+    ap.add_argument("--corpus-out", type=Path, help=f"where new interesting inputs go (default {WORK}/TARGET; the "
+                    "committed corpus is always read)")
     ap.add_argument("--extra-corpus", type=Path, nargs="*", default=[])
     ap.add_argument("--no-save", action="store_true", help="built-in engine: keep new inputs in memory only")
     ap.add_argument("--minimize", type=Path, nargs="+", help="add to the corpus the files here that reach new "
@@ -748,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     for t in targets:
         seeds = [d for _, d in load_corpus([corpus_dir(t), *args.extra_corpus])]
         res = builtin_fuzz(t, seeds, args.runs, args.seconds, args.seed, args.crashes,
-                           None if args.no_save else (args.corpus_out or corpus_dir(t)), args.timeout,
+                           None if args.no_save else (args.corpus_out or WORK / t), args.timeout,
                            log=functools.partial(_log, t))
         print(res.line())
         for name, message in res.findings.items():
