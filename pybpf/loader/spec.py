@@ -103,6 +103,13 @@ class MapSpec(Record):
         self.section = section
         self.offset = offset  # where its definition starts in ``section`` (relocations point there)
 
+    def copy(self) -> MapSpec:
+        """A copy to edit independently (its values and inner map copied too)."""
+        out = _copy.copy(self)
+        out.values = dict(self.values)
+        out.inner = self.inner.copy() if self.inner is not None else None
+        return out
+
     @property
     def internal(self) -> bool:
         """A global-data map libbpf makes from ``.data``/``.rodata``/``.bss``/``.kconfig`` sections."""
@@ -182,6 +189,12 @@ class ProgramSpec(Record):
         self.info = info
         self.section_index = section_index
         self.offset = offset  # first instruction's slot in its ELF section
+
+    def copy(self) -> ProgramSpec:
+        """A copy to edit independently: its instructions are copied (their CO-RE records are shared)."""
+        out = _copy.copy(self)
+        out.instructions = type(self.instructions)(ins.replace() for ins in self.instructions)
+        return out
 
     @property
     def type_name(self) -> str:
@@ -264,15 +277,19 @@ class ObjectSpec(Record):
     # ---- editing ---------------------------------------------------------------------------------------
 
     def copy(self) -> ObjectSpec:
-        """A deep copy to edit independently (the parsed BTF and CO-RE records are shared: never mutated)."""
-        memo: dict[int, Any] = {id(self.btf): self.btf, id(self.btf_ext): self.btf_ext}
-        for prog in (*self.programs.values(), *self.functions.values()):
-            for ins in prog.instructions:
-                if ins.core is not None:
-                    memo[id(ins.core)] = ins.core
-            if prog.info is not None:
-                memo[id(prog.info)] = prog.info
-        return _copy.deepcopy(self, memo)
+        """A deep copy to edit independently (the parsed BTF, BTF.ext, CO-RE records and section infos are
+        shared: never mutated).  Built record by record: ``copy.deepcopy`` took tens of milliseconds."""
+        out = _copy.copy(self)
+        out.programs = {n: p.copy() for n, p in self.programs.items()}
+        out.functions = {n: p.copy() for n, p in self.functions.items()}
+        out.maps = {n: m.copy() for n, m in self.maps.items()}
+        out.variables = {n: _copy.copy(v) for n, v in self.variables.items()}
+        out.externs = dict(self.externs)
+        out.relocations = [_copy.copy(r) for r in self.relocations]
+        out.section_sizes, out.symbol_offsets = dict(self.section_sizes), dict(self.symbol_offsets)
+        out.hidden_symbols, out.weak_externs = set(self.hidden_symbols), set(self.weak_externs)
+        out.kconfig = [_copy.copy(v) for v in self.kconfig]
+        return out
 
     def variable(self, name: str) -> VariableSpec:
         """The global variable ``name``; LinkError listing the known ones when absent."""

@@ -130,3 +130,31 @@ def test_unknown_section_fails_at_load_naming_it(tmp_path: object) -> None:
     assert spec.programs["odd"].type == 0 and spec.programs["odd"].type_name == "unspec"
     with pytest.raises(SectionError, match="pybpf_no_such_kind/x"):
         L.load(spec)
+
+
+@pytest.mark.parametrize("name", ["map_in_map", "kconfig", "tcptracer"])
+def test_copies_share_nothing_that_can_be_edited(name: str) -> None:
+    from pybpf.prebuilt import path
+
+    spec = ObjectFile(path(name))
+    before = spec.copy()
+    other = spec.copy()
+    assert other == spec == before
+    for prog in (*other.programs.values(), *other.functions.values()):
+        prog.instructions[0].imm += 1
+        prog.instructions.append(prog.instructions[0].replace())
+        prog.autoload = not prog.autoload
+    for m in other.maps.values():
+        m.max_entries += 1
+        m.values[99] = "x"
+        if m.inner is not None:
+            m.inner.max_entries += 1
+    for v in (*other.variables.values(), *other.kconfig):
+        v.offset += 8
+    for r in other.relocations:
+        r.target = "changed"
+    other.externs["x"] = ".ksyms"
+    other.weak_externs.add("x")
+    other.section_sizes["x"] = 1
+    assert spec == before and other != spec
+    assert str(spec) == str(before)
