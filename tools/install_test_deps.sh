@@ -23,3 +23,5 @@ fi
 tools/vm/install_deps.sh  # qemu and busybox-static for the kernel-matrix VMs
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# coverage-guided fuzzing (tools/fuzz.py); its smoke test skips, saying so, where atheris cannot install
+python3 -m pip install -q --disable-pip-version-check -e '.[fuzz]' || echo "atheris not installed: fuzz smoke test will skip"
