@@ -66,3 +66,7 @@ def test_reading_an_object_again_imports_neither_pyelftools_nor_dataclasses(tmp_
             "pybpf.loader.linker, pybpf.loader.externs, pybpf.link.auto, pybpf.link.perf\n"
             "ObjectFile(path('execsnoop'))")
     assert _imported(code, ("elftools", "dataclasses", "inspect"), cache=tmp_path) == []
+
+
+def test_commands_import_json_only_to_print_it() -> None:
+    assert _imported("from pybpf.cli import build_parser\nbuild_parser('load')", ("json",)) == []
