@@ -87,6 +87,8 @@ class Installed:
         self.python = str(self.venv.python)
         self.workdir = str(self.venv.workdir)
         self.warm_cache = os.path.join(self._tmp.name, "warm-cache")
+        for _ in range(3):  # the venv's files into the page cache: the first runs of a new install are slower
+            run_quietly([self.bin("pybpf"), "--help"], cwd=self.workdir)
 
     def bin(self, script: str) -> str:
         """A console script of the venv (``pybpf``, ``pybpf-execsnoop``...)."""
