@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import mmap
 
 _MAGIC = b"pybpf-cache 1\n"
-_DIGEST = 32
+DIGEST_SIZE = 32  # bytes of a digest (SHA-256)
 
 
 def digest(data: bytes | mmap.mmap) -> bytes:
@@ -93,10 +93,10 @@ def load(kind: str, key: bytes) -> bytes | None:
             blob = f.read()
     except (OSError, ValueError):
         return None
-    head = len(_MAGIC) + 2 * _DIGEST
+    head = len(_MAGIC) + 2 * DIGEST_SIZE
     payload = blob[head:]
-    if (blob[:len(_MAGIC)] != _MAGIC or blob[len(_MAGIC):len(_MAGIC) + _DIGEST] != digest(key)
-            or blob[len(_MAGIC) + _DIGEST:head] != digest(payload)):
+    if (blob[:len(_MAGIC)] != _MAGIC or blob[len(_MAGIC):len(_MAGIC) + DIGEST_SIZE] != digest(key)
+            or blob[len(_MAGIC) + DIGEST_SIZE:head] != digest(payload)):
         return None
     try:
         os.utime(path)  # recently used: pruned last

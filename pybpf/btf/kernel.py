@@ -21,6 +21,7 @@ from .btf import BTF
 __all__ = ["SYSFS_BTF", "vmlinux", "module", "module_names", "targets", "KernelTargets"]
 
 SYSFS_BTF = "/sys/kernel/btf"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a new random id at every boot
 _cache: dict[str, tuple[tuple[int, int, int, int], BTF]] = {}
 
 
@@ -48,7 +49,7 @@ def _load_indexed(path: str) -> BTF:
         data = _contents(path)
     except OSError as e:
         raise BTFError(f"cannot read kernel BTF {path}: {e.strerror}") from None
-    key = disk.digest(data) + disk.code_key(btf_module.__file__, types.__file__)
+    key = _digest(path, data) + disk.code_key(btf_module.__file__, types.__file__)
     index = disk.load("btf-index", key)
     try:
         btf = BTF.parse(data, index=index)
@@ -60,6 +61,28 @@ def _load_indexed(path: str) -> BTF:
     btf.add_lookups(known)
     atexit.register(_keep_lookups, weakref.ref(btf), key, known)
     return btf
+
+
+def _digest(path: str, data: bytes | mmap.mmap) -> bytes:
+    """The content hash of ``data``, the file at ``path``.  The kernel's own BTF in sysfs cannot change until the
+    next boot, so its hash is kept per boot (keyed by :data:`BOOT_ID`) instead of computed by every
+    process (5 MB: a few ms); any other file is hashed every time."""
+    from .. import _cache as disk
+
+    if not path.startswith(SYSFS_BTF + "/"):
+        return disk.digest(data)
+    try:
+        with open(BOOT_ID, "rb") as f:
+            boot = f.read().strip()
+    except OSError:
+        return disk.digest(data)
+    key = b"\0".join((boot, path.encode(), str(len(data)).encode()))
+    known = disk.load("btf-digest", key)
+    if known is not None and len(known) == disk.DIGEST_SIZE:
+        return known
+    digest = disk.digest(data)
+    disk.store("btf-digest", key, digest, keep=4)
+    return digest
 
 
 def _contents(path: str) -> bytes | mmap.mmap:

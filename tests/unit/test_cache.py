@@ -322,3 +322,34 @@ def test_the_running_kernels_btf_read_through_a_mapping(cache_home: Path) -> Non
         for name in ("task_struct", "sk_buff", "trace_event_raw_sys_enter"):
             assert [str(t) for t in mapped.find(name)] == [str(t) for t in read.find(name)]
         kernel._cache.clear()
+
+
+def test_the_running_kernels_btf_is_hashed_once_per_boot(cache_home: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    vmlinux = kernel.SYSFS_BTF + "/vmlinux"
+    if not os.path.exists(vmlinux):
+        pytest.skip("no /sys/kernel/btf/vmlinux")
+    with open(vmlinux, "rb") as f:
+        data = f.read()
+    hashed: list[int] = []
+    real = _cache.digest
+
+    def counting(blob: bytes) -> bytes:
+        if len(blob) == len(data):
+            hashed.append(1)
+        return real(blob)
+    monkeypatch.setattr(_cache, "digest", counting)
+    boot = tmp_path / "boot_id"
+    boot.write_text("boot-1\n")
+    monkeypatch.setattr(kernel, "BOOT_ID", str(boot))
+    assert kernel._digest(vmlinux, data) == real(data) and len(hashed) == 1
+    assert kernel._digest(vmlinux, data) == real(data) and len(hashed) == 1  # known for this boot
+    (entry,) = entries(cache_home, "btf-digest")
+    entry.write_bytes(entry.read_bytes()[:-1])  # damaged: hashed again
+    assert kernel._digest(vmlinux, data) == real(data) and len(hashed) == 2
+    boot.write_text("boot-2\n")  # another boot: hashed again
+    assert kernel._digest(vmlinux, data) == real(data) and len(hashed) == 3
+    copy = tmp_path / "vmlinux"
+    copy.write_bytes(data)  # a file outside sysfs may change: hashed every time
+    assert kernel._digest(str(copy), data) == real(data) and kernel._digest(str(copy), data) == real(data)
+    assert len(hashed) == 5
