@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 from .sys import abi, syscall
 from .sys.fd import FD
+from .sys.names import enum_value
 
 if TYPE_CHECKING:
     from .asm import Instructions
@@ -15,27 +16,12 @@ if TYPE_CHECKING:
 
 def prog_type_of(value: int | str) -> int:
     """A program type from an int or a name: ``"xdp"``, ``"socket_filter"`` or ``"BPF_PROG_TYPE_XDP"``."""
-    if isinstance(value, int):
-        return value
-    name = value.upper()
-    if not name.startswith("BPF_PROG_TYPE_"):
-        name = "BPF_PROG_TYPE_" + name
-    try:
-        return int(getattr(abi, name))
-    except AttributeError:
-        known = ", ".join(n[len("BPF_PROG_TYPE_"):].lower() for n in abi._ENUMS["bpf_prog_type"])
-        raise ValueError(f"unknown program type {value!r}; known: {known}") from None
+    return enum_value("bpf_prog_type", "BPF_PROG_TYPE_", value)
 
 
 def attach_type_of(value: int | str) -> int:
     """An attach type from an int or a name: ``"cgroup_inet_ingress"`` or ``"BPF_CGROUP_INET_INGRESS"``."""
-    if isinstance(value, int):
-        return value
-    name = value.upper()
-    for cand in (name, "BPF_" + name):
-        if cand in abi._ENUMS["bpf_attach_type"]:
-            return int(getattr(abi, cand))
-    raise ValueError(f"unknown attach type {value!r}")
+    return enum_value("bpf_attach_type", "BPF_", value)
 
 
 class TestRunResult(NamedTuple):

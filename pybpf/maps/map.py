@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple
 
 from ..errors import CodecError, KernelError, NotSupported, kernel_error
 from ..sys import abi, syscall
+from ..sys.names import enum_value
 from ..sys.fd import FD
 from .codec import Codec, CodecSpec, cast_view, codec_for, fd_codec, lpm_codec, raw_codec, struct_codec
 
@@ -43,16 +44,7 @@ _BAD_INPUT = (CodecError, struct.error, ValueError, TypeError, OverflowError)  #
 
 def map_type_of(value: int | str) -> int:
     """A map type from an int or a name: ``"hash"``, ``"percpu_array"`` or ``"BPF_MAP_TYPE_HASH"``."""
-    if isinstance(value, int):
-        return value
-    name = value.upper()
-    if not name.startswith("BPF_MAP_TYPE_"):
-        name = "BPF_MAP_TYPE_" + name
-    try:
-        return int(getattr(abi, name))
-    except AttributeError:
-        known = ", ".join(n[len("BPF_MAP_TYPE_"):].lower() for n in abi._ENUMS["bpf_map_type"])
-        raise ValueError(f"unknown map type {value!r}; known: {known}") from None
+    return enum_value("bpf_map_type", "BPF_MAP_TYPE_", value)
 
 
 def possible_cpus() -> int:
