@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 from .sys import abi, syscall
-from .sys.fd import FD
+from .sys.fd import FD, FDOwner
 from .sys.names import enum_value
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class ProgramInfo(NamedTuple):
             return str(self.type)
 
 
-class Program:
+class Program(FDOwner):
     """A loaded BPF program.  Owns its fd: close it with :meth:`close` or a ``with`` block (or let the garbage
     collector do it).  Create one with :meth:`load`, :meth:`from_pin`, :meth:`from_id` or ``pybpf.load()``."""
 
@@ -118,30 +118,6 @@ class Program:
     def _fill_from_info(self) -> None:
         info = self.info()
         self.name, self.type = info.name, info.type
-
-    @property
-    def fd(self) -> int:
-        """The program's file descriptor (raises once closed)."""
-        return self._fd.fd
-
-    def fileno(self) -> int:
-        """Same as :attr:`fd`."""
-        return self._fd.fd
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._fd.closed
-
-    def close(self) -> None:
-        """Release the program's fd (the kernel frees it once nothing else holds it)."""
-        self._fd.close()
-
-    def __enter__(self) -> Program:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd.fd}"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple
 from ..errors import CodecError, KernelError, NotSupported, kernel_error
 from ..sys import abi, syscall
 from ..sys.names import enum_value
-from ..sys.fd import FD
+from ..sys.fd import FD, FDOwner
 from .codec import Codec, CodecSpec, cast_view, codec_for, fd_codec, lpm_codec, raw_codec, struct_codec
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class MapInfo(NamedTuple):
         return _type_name(self.type)
 
 
-class Map:
+class Map(FDOwner):
     """A BPF map.  Behaves like a dict: ``m[k]``, ``m[k] = v``, ``del m[k]``, ``k in m``, ``len(m)``,
     iteration, ``keys()``/``values()``/``items()``, ``get()``, ``pop()``, ``clear()``.
 
@@ -257,23 +257,9 @@ class Map:
 
     # --- fd ownership -------------------------------------------------------------------------------------
 
-    @property
-    def fd(self) -> int:
-        """The map's file descriptor (raises once closed)."""
-        return self._fd.fd
-
-    def fileno(self) -> int:
-        """Same as :attr:`fd`."""
-        return self._fd.fd
-
     def dup_fd(self) -> FD:
         """A new owned fd for the same map (e.g. for another thread's :meth:`from_fd`)."""
         return self._fd.dup()
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._fd.closed
 
     def close(self) -> None:
         """Release the map's fd and its memory mapping (the kernel frees the map once nothing holds it)."""
@@ -281,12 +267,6 @@ class Map:
             _release_mmap(self._mmap)
             self._mmap = None
         self._fd.close()
-
-    def __enter__(self) -> Map:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd.fd}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from typing import TypeVar
 
 from ..errors import BPFError
 
@@ -68,3 +69,37 @@ class FD:
 
     def __repr__(self) -> str:
         return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"
+
+
+_Owner = TypeVar("_Owner", bound="FDOwner")
+
+
+class FDOwner:
+    """Base of live objects that own one :class:`FD` in ``self._fd`` (Program, Map): ``fd``, ``fileno()``,
+    ``closed``, ``close()`` and ``with`` blocks.  Subclasses releasing more than the fd extend :meth:`close`."""
+
+    _fd: FD
+
+    @property
+    def fd(self) -> int:
+        """The file descriptor (raises once closed)."""
+        return self._fd.fd
+
+    def fileno(self) -> int:
+        """Same as :attr:`fd` (so the object works with ``select``/``epoll``)."""
+        return self._fd.fd
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._fd.closed
+
+    def close(self) -> None:
+        """Release the fd (the kernel frees the object once nothing else holds it)."""
+        self._fd.close()
+
+    def __enter__(self: _Owner) -> _Owner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
