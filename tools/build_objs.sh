@@ -3,6 +3,7 @@
 #
 #   tools/build_objs.sh [--check [--no-build] [--all]] [OUTDIR] [NAME...]
 #   tools/build_objs.sh --regen-vmlinux
+#   tools/build_objs.sh --toolchain
 #
 #   OUTDIR        where NAME.bpf.o go (default: prebuilt/); the first argument that is not a source name.
 #                 NAME restricts the build to prebuilt/src/NAME.bpf.c.
@@ -13,6 +14,9 @@
 #                 tools/vmtest.py 6.12 -- tools/build_objs.sh --check --no-build --all prebuilt NAME...)
 #   --all         with --check: also try the objects marked `pybpf-check: skip` (for other kernels)
 #   --regen-vmlinux  rewrite prebuilt/src/vmlinux.h from $BTF (default /sys/kernel/btf/vmlinux) with bpftool.
+#   --toolchain   print the fingerprint of this machine's toolchain (sha256 of the compiler, llvm-strip, the LLVM
+#                 libraries they run and the libbpf headers); a full build into prebuilt/ writes it to
+#                 prebuilt/src/toolchain.sha256, and byte-identity tests compare against that file.
 #
 # Environment:
 #   CLANG=clang-19       compiler (CLANG=clang-14 tools/build_objs.sh /tmp/o14 builds with clang-14; never
@@ -50,6 +54,7 @@ die() { echo "build_objs.sh: $*" >&2; exit 2; }
 
 check=0
 regen=0
+fingerprint=0
 build=1
 force_all=0
 outdir=
@@ -60,6 +65,7 @@ for arg in "$@"; do
         --no-build) build=0 ;;
         --all) force_all=1 ;;
         --regen-vmlinux) regen=1 ;;
+        --toolchain) fingerprint=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option $arg" ;;
         *) if [[ -z $outdir && ( $arg == */* || -d $arg || ! -e $SRC/$arg.bpf.c ) ]]; then outdir=$arg
@@ -77,6 +83,28 @@ if (( regen )); then
     exit 0
 fi
 
+if [[ -n ${LLVM_STRIP:-} ]]; then strip_tool=$LLVM_STRIP
+elif command -v llvm-strip-19 >/dev/null; then strip_tool=llvm-strip-19
+elif command -v llvm-strip >/dev/null; then strip_tool=llvm-strip
+else strip_tool=; fi
+
+toolchain() {  # the files that decide the object bytes besides prebuilt/src: "sha256  path" lines
+    local tools=() f
+    for f in "$CLANG" "$strip_tool"; do
+        f=$(command -v "$f") || die "$f not found (apt install clang-19 llvm-19)"
+        tools+=("$(readlink -f "$f")")
+    done
+    # the LLVM and clang libraries they load, then the BPF headers the sources include
+    for f in $(ldd "${tools[@]}" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\(LLVM\|clang\)[^ ]*\) .*/\1/p' | sort -u); do
+        tools+=("$(readlink -f "$f")")
+    done
+    sha256sum "${tools[@]}" /usr/include/bpf/*.h
+}
+
+if (( fingerprint )); then toolchain; exit 0; fi
+
+default_out=0
+[[ -z $outdir ]] && default_out=1
 outdir=${outdir:-$ROOT/prebuilt}
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
@@ -86,10 +114,7 @@ if (( build )); then
     command -v "$CLANG" >/dev/null || die "$CLANG not found (apt install ${CLANG})"
     [[ -r /usr/include/bpf/bpf_helpers.h ]] || die "libbpf headers not found (apt install libbpf-dev)"
 fi
-if [[ -n ${LLVM_STRIP:-} ]]; then strip_tool=$LLVM_STRIP
-elif command -v llvm-strip-19 >/dev/null; then strip_tool=llvm-strip-19
-elif command -v llvm-strip >/dev/null; then strip_tool=llvm-strip
-else strip_tool=; (( build )) && die "llvm-strip not found (apt install llvm-19)"; fi
+[[ -z $strip_tool ]] && (( build )) && die "llvm-strip not found (apt install llvm-19)"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -151,6 +176,11 @@ while (( running > 0 )); do
     running=$((running - 1))
 done
 (( build_failed == 0 )) || die "build failed"
+# The committed objects record what built them (a build of every source with the default flags)
+if (( default_out )) && (( ${#names[@]} == $(ls "$SRC"/*.bpf.c | wc -l) )) && [[ $CLANG == clang-19 && $OPT == -O2 \
+      && -z $EXTRA_CFLAGS && -z ${BTF:-} && -z ${VMLINUX_H:-} ]]; then
+    toolchain > "$SRC/toolchain.sha256"
+fi
 fi
 
 (( check )) || exit 0
