@@ -49,6 +49,8 @@ class ProgramInfo(NamedTuple):
     run_time_ns: int
     run_cnt: int
     verified_insns: int
+    attach_btf_obj_id: int = 0  # the kernel BTF object (vmlinux or a module's) of the attach target (5.16+)
+    attach_btf_id: int = 0  # the attach target's type id in it (fentry/fexit/tp_btf/lsm/iter)
 
     @property
     def type_name(self) -> str:
@@ -158,7 +160,8 @@ class Program(FDOwner):
             id=info.id, type=info.type, name=ffi.string(info.name).decode(errors="replace"),
             tag=bytes(ffi.buffer(info.tag)).hex(), xlated_len=info.xlated_prog_len, jited_len=info.jited_prog_len,
             map_ids=map_ids, btf_id=info.btf_id, load_time_ns=info.load_time, run_time_ns=info.run_time_ns,
-            run_cnt=info.run_cnt, verified_insns=info.verified_insns)
+            run_cnt=info.run_cnt, verified_insns=info.verified_insns, attach_btf_obj_id=info.attach_btf_obj_id,
+            attach_btf_id=info.attach_btf_id)
 
     def xlated(self) -> bytes:
         """The instructions as the kernel holds them after verification (``bpftool prog dump xlated``)."""

@@ -44,7 +44,7 @@ ALIASES: dict[str, tuple[str | None, str]] = {
 }
 # Loaded before the share is mounted (virtio transport, virtio-fs, overlay) and for the tests (tc, veth).
 BOOT_MODULES = ["virtio_pci", "virtio_rng", "fuse", "virtiofs", "overlay"]
-TEST_MODULES = ["veth", "sch_ingress", "cls_bpf"]
+TEST_MODULES = ["veth", "sch_ingress", "cls_bpf", "nf_conntrack"]  # nf_conntrack: its kfuncs (module BTF)
 
 CTL = "PYBPF-VM"  # marker prefix on the control port (guest ttyS2)
 

@@ -10,15 +10,19 @@ process exits, read back when the same blob is opened again.
 from __future__ import annotations
 
 import atexit
+import errno
 import mmap
 import os
 import weakref
-from typing import Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Iterator, Sequence, overload
 
-from ..errors import BTFError
+from ..errors import BTFError, KernelError
 from .btf import BTF
 
-__all__ = ["SYSFS_BTF", "vmlinux", "module", "module_names", "targets", "KernelTargets"]
+if TYPE_CHECKING:
+    from ..sys.fd import FD
+
+__all__ = ["SYSFS_BTF", "vmlinux", "module", "module_names", "module_btf_fd", "targets", "KernelTargets"]
 
 SYSFS_BTF = "/sys/kernel/btf"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a new random id at every boot
@@ -125,6 +129,35 @@ def module(name: str) -> BTF:
     if not name or "/" in name or name in (".", ".."):
         raise BTFError(f"invalid module name {name!r}")
     return _load(os.path.join(SYSFS_BTF, name), vmlinux())
+
+
+def module_btf_fd(name: str) -> FD:
+    """An fd of the kernel's BTF object for module ``name``: what BPF_PROG_LOAD takes as ``attach_btf_obj_fd``
+    (fentry/fexit/tp_btf on a module's function) and in ``fd_array`` (module kfuncs), found among the loaded BTF
+    objects (BPF_BTF_GET_NEXT_ID) by name, as libbpf's load_module_btfs does."""
+    from ..sys import syscall
+    from ..sys._cffi_abi import ffi
+    from ..sys.fd import FD
+
+    buf = ffi.new("char[]", 64)
+    for btf_id in syscall.object_ids("btf"):
+        try:
+            fd = FD(syscall.fd_by_id("btf", btf_id))
+        except KernelError as e:
+            if e.errno == errno.ENOENT:  # unloaded since it was listed
+                continue
+            raise
+        info = ffi.new("struct bpf_btf_info *")
+        info.name, info.name_len = syscall.address(buf), len(buf)
+        try:
+            syscall.obj_info(fd.fd, "btf", info)
+        except KernelError:
+            fd.close()
+            raise
+        if info.kernel_btf and ffi.string(buf).decode(errors="replace") == name:
+            return fd
+        fd.close()
+    raise BTFError(f"the kernel has no BTF object for module {name!r} (unloaded?)")
 
 
 class KernelTargets(Sequence[BTF]):

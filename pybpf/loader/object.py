@@ -167,6 +167,7 @@ class _Loader:
         self.btf: BTF | None = None  # the BTF loaded into the kernel (finalised copy of the object's)
         self._core_cache: dict[int, Any] = {}
         self._resolver: Any = None
+        self._module_fds: dict[str, FD] = {}  # kernel BTF objects of modules, needed only while loading
 
     def run(self) -> Object:
         """Every step in libbpf's order; on any failure close what was created and re-raise."""
@@ -187,6 +188,9 @@ class _Loader:
             if self.btf_fd is not None:
                 self.btf_fd.close()
             raise
+        finally:  # loaded programs hold their own references to the module BTFs they use
+            for fd in self._module_fds.values():
+                fd.close()
 
     # ---- checks -------------------------------------------------------------------------------------------
 
@@ -383,10 +387,10 @@ class _Loader:
 
         linked = link_program(self.spec, prog.name)
         insns = self._relocate_core(linked.instructions, prog.name)
-        insns = self._resolve_externs(insns, prog.name)
+        insns, fd_array = self._resolve_externs(insns, prog.name)
         fds = {name: mp.fd for name, mp in self.maps.items()}
         code = insns.encode(maps=fds)
-        attrs: dict[str, Any] = {}
+        attrs: dict[str, Any] = {"fd_array": fd_array} if fd_array else {}
         if self.btf_fd is not None and self.btf is not None and _feature("btf_func"):
             finfo = linked.func_info()
             if finfo:
@@ -407,7 +411,7 @@ class _Loader:
             raise LinkError(f"{self.spec.name}: program {prog.name!r} (section {prog.section!r}): struct_ops "
                             "programs and maps are not supported by pybpf yet")
         if prog.info is not None and prog.info.flags & SecFlag.ATTACH_BTF:
-            attrs["attach_btf_id"] = self._attach_btf_id(prog)
+            attrs["attach_btf_id"], attrs["attach_btf_obj_fd"] = self._attach_btf_id(prog)
         kern_version = self.spec.kern_version
         if kern_version is None:
             from ..sys import probes
@@ -504,17 +508,20 @@ class _Loader:
             out.extend(patch(ins, result))
         return out
 
-    def _resolve_externs(self, insns: Any, prog_name: str) -> Any:
+    def _resolve_externs(self, insns: Any, prog_name: str) -> tuple[Any, list[int]]:
         """``__ksym`` references: kfunc calls get the function's kernel BTF id, typed kernel variables their
-        BTF id (BPF_PSEUDO_BTF_ID), typeless ones their kallsyms address; unresolved weak ones stay 0."""
+        BTF id (BPF_PSEUDO_BTF_ID), typeless ones their kallsyms address; unresolved weak ones stay 0.  A kfunc
+        or variable of a module also names the module's BTF object: kfunc calls by their index (``off``) in the
+        returned ``fd_array`` (index 0 unused, as libbpf), variables by its fd in the second half of ld_imm64."""
         from ..asm import Instructions
-        from ..btf import Var
+        from ..btf import Func, Var
         from .externs import kallsyms
 
         spec = self.spec
         untyped = {i.reference for i in insns if i.is_ld_imm64 and i.reference in spec.externs
                    and i.reference not in spec.maps and not self._typed_ksym(i.reference)}
         addresses = kallsyms(untyped)
+        fd_array: list[int] = []
         out = Instructions()
         for ins in insns:
             name = ins.reference
@@ -523,29 +530,37 @@ class _Loader:
                 continue
             weak = name in spec.weak_externs
             where = f"{spec.name}: program {prog_name!r}: __ksym extern {name!r}"
-            if ins.is_call:
-                found = self._targets()[0].find(name, abi.BTF_KIND_FUNC)
-                if not found and not weak:
-                    in_module = any(t.find(name, abi.BTF_KIND_FUNC) for t in self._targets()[1:])
-                    raise LinkError(f"{where}: " + ("kfuncs of kernel modules are not supported by pybpf yet"
-                                                    if in_module else "the kernel has no kfunc of that name"))
-                fid = found[0].id if found else 0
-                out.append(ins.replace(src=abi.BPF_PSEUDO_KFUNC_CALL, imm=fid, off=0, reference=None))
-                continue
-            if name not in untyped:
-                found = [t for t in self._targets()[0].find(name, abi.BTF_KIND_VAR) if isinstance(t, Var)]
-                if not found and not weak:
-                    raise LinkError(f"{where}: the kernel's BTF has no variable of that name")
-                if found:
-                    out.append(ins.replace(src=abi.BPF_PSEUDO_BTF_ID, imm=found[0].id, reference=None))
-                    continue
-                out.append(ins.replace(imm=0, reference=None))
+            if ins.is_call or name not in untyped:
+                kind = abi.BTF_KIND_FUNC if ins.is_call else abi.BTF_KIND_VAR
+                try:
+                    found, module = self._kernel_type(name, kind)
+                    module_fd = self._module_btf_fd(module) if found is not None else 0
+                except (OSError, BPFError) as e:
+                    raise LinkError(f"{where}: needs the kernel's BTF: {e}") from None
+                if not isinstance(found, (Func, Var)):
+                    if not weak:
+                        raise LinkError(f"{where}: the kernel's BTF (vmlinux and modules) has no "
+                                        f"{'kfunc' if ins.is_call else 'variable'} of that name")
+                    found = None
+                type_id = found.id if found is not None else 0
+                if ins.is_call:
+                    index = 0
+                    if module_fd:
+                        fd_array = fd_array or [0]
+                        if module_fd not in fd_array:
+                            fd_array.append(module_fd)
+                        index = fd_array.index(module_fd)
+                    out.append(ins.replace(src=abi.BPF_PSEUDO_KFUNC_CALL, imm=type_id, off=index, reference=None))
+                elif found is not None:
+                    out.append(ins.replace(src=abi.BPF_PSEUDO_BTF_ID, imm=type_id | module_fd << 32, reference=None))
+                else:
+                    out.append(ins.replace(imm=0, reference=None))
                 continue
             addr = addresses[name]
             if not addr and not weak:
                 raise LinkError(f"{where}: no such symbol in /proc/kallsyms")
             out.append(ins.replace(imm=addr - (1 << 64) if addr >> 63 else addr, reference=None))
-        return out
+        return out, fd_array
 
     def _typed_ksym(self, name: str) -> bool:
         """A ``__ksym`` variable with a BTF type (resolved by BTF id), not ``const void`` (by address)."""
@@ -557,10 +572,32 @@ class _Loader:
         local = btf.find(name, abi.BTF_KIND_VAR)
         return bool(local) and isinstance(local[0], Var) and btf.resolve(local[0].type_id).kind != abi.BTF_KIND_UNKN
 
-    def _attach_btf_id(self, prog: ProgramSpec) -> int:
-        """The kernel BTF id a fentry/fexit/tp_btf/lsm/iter program attaches to (libbpf's naming rules)."""
-        from ..errors import BTFError
+    def _kernel_type(self, name: str, kind: int, only: str | None = None) -> tuple[Any, str | None]:
+        """The kernel's BTF type ``name`` of ``kind`` and the module whose BTF has it (None: vmlinux), looking in
+        vmlinux first as libbpf does, or only in module ``only`` ("vmlinux": vmlinux); (None, None) if absent."""
+        targets = self._targets()
+        for i, btf in enumerate(targets):
+            module = targets.module_names[i - 1] if i else None
+            if only is not None and only != (module or "vmlinux"):
+                continue
+            found = btf.find(name, kind)
+            if found:
+                return found[0], module
+        return None, None
 
+    def _module_btf_fd(self, module: str | None) -> int:
+        """The fd of ``module``'s kernel BTF object (opened once per load), or 0 for vmlinux."""
+        if module is None:
+            return 0
+        if module not in self._module_fds:
+            from ..btf.kernel import module_btf_fd
+
+            self._module_fds[module] = module_btf_fd(module)
+        return self._module_fds[module].fd
+
+    def _attach_btf_id(self, prog: ProgramSpec) -> tuple[int, int]:
+        """The kernel BTF id a fentry/fexit/tp_btf/lsm/iter program attaches to (libbpf's naming rules), and the
+        fd of the module BTF object that holds it (0: vmlinux)."""
         target = prog.attach_to
         if not target:
             raise LinkError(f"{self.spec.name}: program {prog.name!r}: section {prog.section!r} names no attach "
@@ -570,6 +607,8 @@ class _Loader:
                             "supported by pybpf yet")
         eat = prog.expected_attach_type
         kind = abi.BTF_KIND_FUNC
+        prefix, sep, target = target.rpartition(":")  # "module:function" looks in that module only (as libbpf)
+        only = prefix if sep else None
         if eat == abi.BPF_TRACE_RAW_TP:
             name, kind = "btf_trace_" + target, abi.BTF_KIND_TYPEDEF
         elif eat in (abi.BPF_LSM_MAC, abi.BPF_LSM_CGROUP):
@@ -579,17 +618,16 @@ class _Loader:
         else:
             name = target
         try:
-            found = self._targets()[0].find(name, kind)
+            found, module = self._kernel_type(name, kind, only)
+            module_fd = self._module_btf_fd(module)
         except (OSError, BPFError) as e:
             raise LinkError(f"{self.spec.name}: program {prog.name!r} needs the kernel's BTF to find {name!r}: {e}") \
                 from None
-        if not found:
-            raise LinkError(f"{self.spec.name}: program {prog.name!r}: the kernel's BTF has no "
+        if found is None:
+            scope = f"module {only!r}" if only else "vmlinux and modules"
+            raise LinkError(f"{self.spec.name}: program {prog.name!r}: the kernel's BTF ({scope}) has no "
                             f"{'typedef' if kind == abi.BTF_KIND_TYPEDEF else 'function'} {name!r} to attach to")
-        try:
-            return found[0].id
-        except BTFError as e:  # pragma: no cover - found[] came from the same BTF
-            raise LinkError(str(e)) from None
+        return found.id, module_fd
 
 
 def _missing_support(prog_type: int, insns: Any) -> str:

@@ -18,17 +18,22 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     "6.18": {
         "hello_clone_fentry.bpf.o": _FENTRY_REFUSED, "prog_types_fentry.bpf.o": _FENTRY_REFUSED,
         "prog_types_lsm.bpf.o": "this kernel cannot load BPF_PROG_TYPE_LSM programs",
-        "tcptracer_fentry.bpf.o": _FENTRY_REFUSED,
+        "tcptracer_fentry.bpf.o": _FENTRY_REFUSED, "module_fentry.bpf.o": _FENTRY_REFUSED,
         "ksyms_var.bpf.o": "no such symbol in /proc/kallsyms",  # CONFIG_KALLSYMS_ALL is off here
     },
     "6.12": {},
-    "6.1": {"ksyms.bpf.o": "'bpf_task_acquire': the kernel has no kfunc of that name"},  # kfunc since 6.2
+    "6.1": {"ksyms.bpf.o": "'bpf_task_acquire': the kernel's BTF (vmlinux and modules) has no kfunc of that "
+                           "name"},  # kfunc since 6.2
     "5.10": {
         "btf_maps.bpf.o": "this kernel has no bloom_filter maps",  # 5.16
         "maps_tour.bpf.o": "this kernel has no bloom_filter maps",
         "callbacks.bpf.o": "bpf_loop to xdp programs",  # 5.17 (bpf_for_each_map_elem: 5.13)
-        "ksyms.bpf.o": "'bpf_task_acquire': the kernel has no kfunc of that name",
-        "ksyms_var.bpf.o": "'runqueues': the kernel's BTF has no variable of that name",  # no per-CPU vars in BTF
+        "ksyms.bpf.o": "'bpf_task_acquire': the kernel's BTF (vmlinux and modules) has no kfunc",
+        "ksyms_var.bpf.o": "'runqueues': the kernel's BTF (vmlinux and modules) has no variable of that "
+                           "name",  # no per-CPU variables in 5.10's BTF
+        # no module BTF before 5.11 (veth is a module); conntrack kfuncs since 6.0
+        "module_fentry.bpf.o": "has no function 'veth_xmit' to attach to",
+        "module_kfunc.bpf.o": "'bpf_xdp_ct_lookup': the kernel's BTF (vmlinux and modules) has no kfunc",
     },
 }
 

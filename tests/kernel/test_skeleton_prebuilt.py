@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
 BTF_OBJECTS = [n for n in prebuilt.names() if ObjectFile(prebuilt.path(n)).btf is not None]
 #: objects this host's kernel cannot load, and the (conftest ABSENT_HERE) feature they need
 NEEDS = {"hello_clone_fentry": "fentry", "prog_types_fentry": "fentry", "tcptracer_fentry": "fexit",
-         "prog_types_lsm": "lsm", "ksyms_var": "ksym_var"}
+         "prog_types_lsm": "lsm", "ksyms_var": "ksym_var", "module_fentry": "fentry"}
 
 
 def skeleton_class(mod: ModuleType) -> type[Skeleton]:

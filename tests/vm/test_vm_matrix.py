@@ -71,7 +71,8 @@ def test_probe(kernel: str) -> None:
 # Features each kernel truly lacks (measured: tools/vm/README.md).  Inside the guest a test that skips for
 # any other reason fails (PYBPF_REQUIRE_KERNEL=1), exactly as on the host.
 ABSENT = {
-    "5.10": "kprobe_multi,perf_link,lsm,uprobe_multi,hw_perf",  # Debian 5.10 boots without the BPF LSM
+    # Debian 5.10 boots without the BPF LSM and has no module BTF (5.11) nor conntrack kfuncs (6.0)
+    "5.10": "kprobe_multi,perf_link,lsm,uprobe_multi,hw_perf,module_btf,ct_kfunc",
     "6.1": "kprobe_multi,hw_perf",  # CONFIG_FPROBE is off in Debian's 6.1
     "6.12": "hw_perf",
     "newest": "hw_perf",
