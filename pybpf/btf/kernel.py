@@ -157,7 +157,8 @@ def module_btf_fd(name: str) -> FD:
         if info.kernel_btf and ffi.string(buf).decode(errors="replace") == name:
             return fd
         fd.close()
-    raise BTFError(f"the kernel has no BTF object for module {name!r} (unloaded?)")
+    raise BTFError(f"the kernel has no BTF object for module {name!r} (not loaded? kernels before 5.11 have no "
+                   "module BTF)")
 
 
 class KernelTargets(Sequence[BTF]):
