@@ -103,7 +103,8 @@ def test_no_fd_leaks_across_loads_and_failures() -> None:
     failing = L.ObjectFile(pybpf.prebuilt.path("maps_tour"))  # maps and two programs are created, then:
     last = list(failing.programs.values())[-1]
     last.instructions = Instructions([Instruction(0x95, symbol=last.name)])  # exit with r0 unset: rejected
-    L.load(ok[0]).close()  # warm caches (probes, kernel BTF)
+    for path in ok:  # warm the per-process caches (probes; the kernel BTF, whose mapping holds an fd)
+        L.load(path).close()
     try:
         L.load(failing).close()
     except BPFError:
