@@ -1,7 +1,7 @@
 """Program: a BPF program loaded into the kernel (a live object owning its fd)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 from .sys import abi, syscall
 from .sys.fd import FD, FDOwner
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .btf import BTF
     from .link import Link
     from .loader.spec import Line
+    from .maps.map import Map
 
 
 def prog_type_of(value: int | str) -> int:
@@ -74,6 +75,7 @@ class Program(FDOwner):
         self.expected_attach_type = expected_attach_type
         self.attach_to = attach_to
         self.verifier_log = verifier_log
+        self.object_maps: Mapping[str, Map] = {}  # the maps of the object it was loaded from (by pybpf.load)
 
     @classmethod
     def load(

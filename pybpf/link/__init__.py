@@ -16,7 +16,7 @@ _LAZY = {
     "attach_raw_tracepoint": "tracing", "attach_trace": "tracing", "attach_lsm": "tracing", "attach_iter": "tracing",
     "IterLink": "tracing",
     "attach_kprobe": "kprobe", "attach_ksyscall": "kprobe", "attach_kprobe_multi": "kprobe",
-    "attach_uprobe": "uprobe", "attach_uprobe_multi": "uprobe",
+    "attach_uprobe": "uprobe", "attach_uprobe_multi": "uprobe", "attach_usdt": "usdt",
     "attach_xdp": "xdp", "xdp_query": "xdp",
     "attach_tc": "tc",
     "attach_cgroup": "cgroup",

@@ -50,6 +50,15 @@ def _uprobe_multi(prog: Program, spec: str, is_return: bool, session: bool, **op
     return attach_uprobe_multi(prog, binary, pattern, retprobe=is_return, session=session, **options)
 
 
+def _usdt(prog: Program, spec: str, **options: Any) -> Link:
+    from .usdt import attach_usdt
+
+    parts = _need(spec, prog, "a USDT probe", "'/usr/bin/python3.11:python:gc__start'").split(":")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"usdt target {spec!r}: expected BINARY:PROVIDER:NAME")
+    return attach_usdt(prog, *parts, **options)
+
+
 def _by_section(prog: Program, kind: str, spec: str, is_return: bool, session: bool,
                 options: dict[str, Any]) -> Link:
     if kind == "tp":
@@ -72,6 +81,8 @@ def _by_section(prog: Program, kind: str, spec: str, is_return: bool, session: b
         return _uprobe(prog, spec, is_return, **options)
     if kind == "uprobe_multi":
         return _uprobe_multi(prog, spec, is_return, session, **options)
+    if kind == "usdt":
+        return _usdt(prog, spec, **options)
     if kind == "tcx":
         iface = _need(options.pop("iface", None), prog, "a network interface", "iface='eth0'")
         return _func("tc.attach_tc")(prog, iface, **options)

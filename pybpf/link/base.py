@@ -250,13 +250,14 @@ def _describe(info: LinkInfo) -> str:
 
 class LinkGroup(Link):
     """Several links made by one attach call (a perf event on every CPU, a probe at every match): closed,
-    detached and inspected together."""
+    detached and inspected together; ``cleanup`` runs once the members are closed."""
 
-    def __init__(self, links: Iterable[Link], kind: str, target: str = ""):
+    def __init__(self, links: Iterable[Link], kind: str, target: str = "",
+                 cleanup: Callable[[], None] | None = None):
         self.links = list(links)
         mechanisms = {lk.mechanism for lk in self.links}
         super().__init__(None, kind, mechanism=mechanisms.pop() if len(mechanisms) == 1 else "mixed",
-                         target=target, cleanup=_close_all(self.links))
+                         target=target, cleanup=_close_all(self.links, cleanup))
 
     def detach(self) -> None:
         """Detach every link of the group."""
@@ -281,10 +282,12 @@ class LinkGroup(Link):
         return LinkInfo(0, 0, self.kind, 0, {"mechanism": self.mechanism, "links": [lk.info() for lk in self.links]})
 
 
-def _close_all(links: list[Link]) -> Callable[[], None]:
+def _close_all(links: list[Link], then: Callable[[], None] | None) -> Callable[[], None]:
     def close() -> None:
         for lk in links:
             lk.close()
+        if then is not None:
+            then()
     return close
 
 

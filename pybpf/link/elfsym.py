@@ -1,5 +1,6 @@
 """Where to put a uprobe: find the binary (PATH, ld.so directories, a process's mappings) and turn a
 function name into the file offset the kernel wants (symbol value - section address + section offset).
+``usdt.py`` reads USDT notes through :func:`open_elf` too.
 
 Pure file reading; pyelftools is imported on first use.
 """
@@ -103,7 +104,8 @@ class FuncSymbol:
     weak: bool
 
 
-def _elf(path: str) -> tuple[Any, Any]:
+def open_elf(path: str) -> tuple[Any, Any]:
+    """(open file, pyelftools ELFFile) of ``path``; the caller closes the file.  Errors are pybpf errors."""
     from elftools.common.exceptions import ELFError as PyELFError
     from elftools.elf.elffile import ELFFile
 
@@ -133,7 +135,7 @@ def _versions(elf: Any) -> tuple[Any, dict[int, str]]:
 
 def iter_functions(path: str) -> Iterator[tuple[str, str | None, FuncSymbol]]:
     """Every defined function symbol of ``path``: (table, version, symbol) with table ``.dynsym`` first."""
-    f, elf = _elf(path)
+    f, elf = open_elf(path)
     try:
         try:
             for table in (".dynsym", ".symtab"):

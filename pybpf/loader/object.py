@@ -41,6 +41,8 @@ class Object:
         self.maps = maps
         self.btf_fd = btf_fd
         self.btf_error = btf_error  # why the object's BTF could not be loaded ("" if it was, or had none)
+        for prog in programs.values():
+            prog.object_maps = maps  # what attach_usdt looks its maps up in
 
     def map(self, name: str) -> Map:
         """The map called ``name``, or the global-data map of section ``name`` (``".rodata"``)."""

@@ -169,8 +169,12 @@ def test_malformed_targets_and_unsupported_kinds() -> None:
         auto.attach(fake("uprobe/just-a-binary"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="FUNCTION"):
         auto.attach(fake("kprobe/bad name"))  # type: ignore[arg-type]
-    with pytest.raises(BPFError, match="usdt"):
-        auto.attach(fake("usdt/bin:prov:name"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="BINARY:PROVIDER:NAME"):
+        auto.attach(fake("usdt/bin:name"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a USDT probe"):
+        auto.attach(fake("usdt"))  # type: ignore[arg-type]
+    with pytest.raises(BPFError, match="struct_ops"):
+        auto.attach(fake("struct_ops/x", abi.BPF_PROG_TYPE_STRUCT_OPS))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="network interface"):
         auto.attach(fake("xdp", abi.BPF_PROG_TYPE_XDP, abi.BPF_XDP))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no attach target"):
