@@ -36,6 +36,8 @@
 #
 # Per-source directives (in the source's top comment):
 #   pybpf-build: no-btf           compile without -g: no .BTF/.BTF.ext (deliberately BTF-less objects)
+#   pybpf-build: cflags FLAGS     add FLAGS to the compile line (e.g. the multiarch include directory for
+#                                 <asm/errno.h>, which <bpf/usdt.bpf.h> includes through <linux/errno.h>)
 #   pybpf-check: type TYPE        bpftool needs `type TYPE` to load it (section names newer than bpftool's libbpf)
 #   pybpf-check: variant FLAGS    bpftool cannot open the object itself (legacy SEC("maps")): load a variant
 #                                 compiled with FLAGS instead, which only swaps the map definitions
@@ -145,11 +147,13 @@ compile() {  # compile NAME OUT [EXTRA FLAGS...]
     local name=$1 out=$2; shift 2
     local g=-g
     directive "$name" build | grep -qx 'no-btf' && g=
+    local cflags
+    cflags=$(directive "$name" build | sed -n 's/^cflags //p')
     # (explicit `|| return`: set -e does not apply inside a function called from a && list)
     # shellcheck disable=SC2086
     (cd "$build_dir" && "$CLANG" $g "$OPT" -target bpf -D__TARGET_ARCH_x86 \
         -Wall -Wno-unused-function -Wno-unused-variable -Wno-compare-distinct-pointer-types \
-        -fdebug-compilation-dir=. $EXTRA_CFLAGS "$@" \
+        -fdebug-compilation-dir=. $cflags $EXTRA_CFLAGS "$@" \
         -c "$name.bpf.c" -o "$out.tmp") || { rm -f "$out.tmp"; echo "  FAILED  $name.bpf.c" >&2; return 1; }
     "$strip_tool" -g "$out.tmp" -o "$out" || { rm -f "$out.tmp"; return 1; }
     rm -f "$out.tmp"
