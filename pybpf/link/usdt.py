@@ -252,7 +252,7 @@ def _specs_map(prog: Program, specs: Map | None) -> Map:
 
 
 def attach_usdt(prog: Program, binary: str, provider: str, name: str, *, pid: int = -1, cookie: int = 0,
-                specs: Map | None = None) -> Link:
+                specs: Map | None = None) -> LinkGroup:
     """Attach a USDT program (``SEC("usdt")``, using ``<bpf/usdt.bpf.h>``) to every location of probe
     ``provider:name`` in ``binary``; ``bpf_usdt_cookie()`` returns ``cookie``.
 
