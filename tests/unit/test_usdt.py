@@ -83,7 +83,7 @@ def test_spec_layout() -> None:
 def note(provider: bytes, name: bytes, args: bytes, loc: int, base: int, sema: int, owner: bytes = b"stapsdt",
          ntype: int = 3) -> bytes:
     desc = struct.pack("<QQQ", loc, base, sema) + provider + b"\0" + name + b"\0" + args + b"\0"
-    pad = lambda b: b + bytes(-len(b) % 4)  # noqa: E731
+    pad = lambda b: b + bytes(-len(b) % 4)
     owner += b"\0"
     return struct.pack("<III", len(owner), len(desc), ntype) + pad(owner) + pad(desc)
 
