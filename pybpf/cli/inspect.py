@@ -1,5 +1,6 @@
 """``pybpf inspect OBJ [--json] [--btf FILE]``: what ObjectFile finds in an object (programs, maps, globals,
-relocations, CO-RE relocations) and, given a target BTF, what each CO-RE relocation resolves to there."""
+relocations, CO-RE relocations) and, given a target BTF, what each CO-RE relocation resolves to there.
+``pybpf inspect --usdt BINARY [--json]``: the USDT probes of an executable or library."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ _EPILOG = """with --btf, each CO-RE relocation line ends in what it resolves to 
 examples:
     pybpf inspect prog.bpf.o --btf /sys/kernel/btf/vmlinux       # this kernel
     pybpf inspect prog.bpf.o --btf vmlinux-6.1.btf --json         # another kernel's BTF (raw, or an ELF's .BTF)
+    pybpf inspect --usdt /usr/bin/python3.11                      # a binary's USDT probes (SEC("usdt/...") targets)
 """
 
 
@@ -30,19 +32,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "would against that kernel: check an object against another kernel's BTF "
                                    "without running it.",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("object", help="path of the .o file")
+    p.add_argument("object", help="path of the .o file (with --usdt: an executable or shared library)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-relocations", action="store_true", help="leave relocations out of the text report")
     p.add_argument("--btf", metavar="FILE",
                    help="resolve CO-RE relocations against this BTF: a raw BTF file (/sys/kernel/btf/vmlinux, "
                         "another kernel's extracted BTF), an ELF file with a .BTF section (a vmlinux), or "
                         "'vmlinux' for the running kernel's")
+    p.add_argument("--usdt", action="store_true",
+                   help="list the USDT probes (.note.stapsdt) of OBJECT, an executable or library, instead: "
+                        "provider:name, file offset, semaphore file offset, arguments")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the object's spec (with CO-RE resolutions against ``--btf``)."""
+    """Print the object's spec (with CO-RE resolutions against ``--btf``), or a binary's USDT probes."""
     from ..loader import ObjectFile
+
+    if args.usdt:
+        return _usdt(args.object, args.json)
     from ..loader.format import format_spec
 
     spec = ObjectFile(args.object)
@@ -62,6 +70,23 @@ def run(args: argparse.Namespace) -> int:
         s = _summary(resolved)
         print(f"CO-RE against {args.btf}: {s['relocations']} relocations, {s['resolved']} resolved "
               f"({s['changed']} changed), {s['poisoned']} poisoned, {s['failed']} failed")
+    return 0
+
+
+def _usdt(path: str, as_json: bool) -> int:
+    from ..link.usdt import read_notes
+
+    notes = read_notes(path)
+    if as_json:
+        print(json.dumps([{"provider": n.provider, "name": n.name, "address": n.address, "offset": n.offset,
+                           "semaphore": n.semaphore, "semaphore_offset": n.semaphore_offset, "args": n.args}
+                          for n in notes], indent=2))
+        return 0
+    if not notes:
+        print(f"{path}: no USDT probes (.note.stapsdt)")
+    for n in notes:
+        sema = f"semaphore {n.semaphore_offset:#x}" if n.semaphore else "no semaphore"
+        print(f"{n.provider}:{n.name}  offset {n.offset:#x}  {sema}  args {n.args or '-'}")
     return 0
 
 

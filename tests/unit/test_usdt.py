@@ -2,6 +2,7 @@
 and .note.stapsdt parsing (a hand-made ELF: prelink adjustment, virtual address -> file offset, bad notes)."""
 from __future__ import annotations
 
+import json
 import os
 import struct
 from pathlib import Path
@@ -159,3 +160,18 @@ def test_python_notes() -> None:
     assert all(n.semaphore and n.semaphore_offset for n in found.values())
     for n in found.values():
         parse_args(n.args, regs=REGS)
+
+
+def test_cli_lists_probes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pybpf.cli import main
+
+    path = write(tmp_path, make_elf(note(b"prov", b"one", b"8@%rax -4@$3", 0x401234, 0, 0x600010) +
+                                    note(b"prov", b"two", b"", 0x401300, 0, 0), None))
+    assert main(["inspect", "--usdt", path]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "prov:one  offset 0x1234  semaphore 0x2010  args 8@%rax -4@$3",
+        "prov:two  offset 0x1300  no semaphore  args -"]
+    assert main(["inspect", "--usdt", "--json", path]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["offset"], r["semaphore_offset"], r["args"]) for r in rows] == [
+        ("one", 0x1234, 0x2010, "8@%rax -4@$3"), ("two", 0x1300, 0, "")]
