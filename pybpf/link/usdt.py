@@ -267,7 +267,7 @@ def attach_usdt(prog: Program, binary: str, provider: str, name: str, *, pid: in
     notes = [n for n in read_notes(path) if n.provider == provider and n.name == name]
     if not notes:
         raise NotFound("attach usdt", _errno.ENOENT, f"no USDT probe {provider}:{name} in {path}",
-                       hint="list a binary's probes with `readelf -n BINARY`")
+                       hint="list a binary's probes with `pybpf inspect --usdt BINARY`")
     spec_map = _specs_map(prog, specs)
     if not probes.feature("bpf_cookie"):
         raise NotSupported("attach usdt", _errno.EOPNOTSUPP, target,
