@@ -8,6 +8,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pybpf.errors import ELFError, ParseError
 from pybpf.link import usdt
@@ -175,3 +177,33 @@ def test_cli_lists_probes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["offset"], r["semaphore_offset"], r["args"]) for r in rows] == [
         ("one", 0x1234, 0x2010, "8@%rax -4@$3"), ("two", 0x1300, 0, "")]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.binary(max_size=120), st.integers(0, 119))
+def test_damaged_notes_raise_only_elf_errors(junk: bytes, at: int) -> None:
+    """Bytes of a note overwritten anywhere: parsed, or an ELFError (never IndexError/struct.error)."""
+    notes = bytearray(note(b"prov", b"one", b"8@%rax", 0x401234, 0x500000, 0x600010))
+    notes[at:at + len(junk)] = junk
+    try:
+        found = read_notes_bytes(make_elf(bytes(notes), 0x500000))
+    except ELFError:
+        return
+    assert all(isinstance(n.offset, int) for n in found)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.text(alphabet="-0123456789@$%()rabcdxsilpw ,", max_size=40))
+def test_any_argument_string_parses_or_raises_parse_error(text: str) -> None:
+    try:
+        args = parse_args(text, regs=REGS)
+    except ParseError:
+        return
+    assert all(a.size in (1, 2, 4, 8) for a in args)
+
+
+def read_notes_bytes(data: bytes) -> list[usdt.UsdtNote]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return read_notes(write(Path(d), data))
