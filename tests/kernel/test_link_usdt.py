@@ -21,7 +21,12 @@ from pybpf.link import Link, LinkGroup, attach_usdt
 from pybpf.link.usdt import UsdtNote, read_notes
 from pybpf.maps.ringbuf import RingBuffer
 
-pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root"), pytest.mark.feature("uprobe")]
+# Not in the kernel-matrix guests: one run of this file in a Debian 6.12 guest under qemu TCG ended in a kernel
+# panic ("Fatal exception in interrupt") that 14 later runs did not reproduce; until that is understood USDT is
+# tested on the host only (a guest panic fails the whole matrix run).
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root"), pytest.mark.feature("uprobe"),
+              pytest.mark.skipif(os.environ.get("PYBPF_IN_VM") == "1", reason="USDT runs on the host only (see the "
+                                                                                 "comment in test_link_usdt.py)")]
 
 PYTHON = "/usr/bin/python3.11"
 EVENT = struct.Struct("<IIq3qQ64s64s")  # struct usdt_event in prebuilt/src/usdt.bpf.c
