@@ -181,7 +181,7 @@ class Program(FDOwner):
             return None
         from .btf import BTF
 
-        return BTF.parse(btf_blob(btf_id))
+        return BTF.parse(syscall.btf_data(btf_id))
 
     def line_info(self) -> dict[int, Line]:
         """The kernel's line info for :meth:`xlated` (``bpftool prog dump xlated`` annotations): instruction
@@ -228,19 +228,6 @@ class Program(FDOwner):
         setattr(info2, f"{which}_prog_insns", syscall.address(buf))
         syscall.obj_info(self.fd, "prog", info2)
         return ffi.buffer(buf, size)[:]
-
-
-def btf_blob(btf_id: int) -> bytes:
-    """The raw bytes of the kernel's BTF object ``btf_id`` (BPF_BTF_GET_FD_BY_ID, then its ``bpf_btf_info``)."""
-    from .sys._cffi_abi import ffi
-
-    with FD(syscall.fd_by_id("btf", btf_id)) as fd:
-        size = syscall.obj_info(fd.fd, "btf").btf_size
-        buf = ffi.new("char[]", size)
-        info = ffi.new("struct bpf_btf_info *")
-        info.btf, info.btf_size = syscall.address(buf), size
-        syscall.obj_info(fd.fd, "btf", info)
-        return ffi.buffer(buf, min(size, info.btf_size))[:]
 
 
 def _encode(insns: bytes | Instructions | Sequence[Any] | str, maps: dict[str, Any] | None) -> bytes:

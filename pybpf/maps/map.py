@@ -237,7 +237,11 @@ class Map(FDOwner):
             info = _info_of(owned.fd)
             types: BTF | None = None
             if btf is not False and info.btf_id and (key is None or value is None):
-                types = btf if not isinstance(btf, bool) else _kernel_btf(info.btf_id)
+                if isinstance(btf, bool):
+                    from ..btf import BTF
+
+                    btf = BTF.parse(syscall.btf_data(info.btf_id))  # the map's BTF as the kernel holds it
+                types = btf
             return cls(owned, info.type, info.key_size, info.value_size, info.max_entries, info.map_flags,
                        info.name, key=key, value=value, btf=types, btf_key_type_id=info.btf_key_type_id,
                        btf_value_type_id=info.btf_value_type_id, map_extra=info.map_extra)
@@ -841,17 +845,3 @@ def _info_of(fd: int) -> MapInfo:
                    btf_key_type_id=i.btf_key_type_id, btf_value_type_id=i.btf_value_type_id,
                    map_extra=i.map_extra, btf_vmlinux_value_type_id=i.btf_vmlinux_value_type_id,
                    ifindex=i.ifindex)
-
-
-def _kernel_btf(btf_id: int) -> BTF:
-    """The BTF object ``btf_id`` as the kernel holds it (a map's or program's BTF)."""
-    from ..btf import BTF
-    from ..sys._cffi_abi import ffi
-
-    with FD(syscall.fd_by_id("btf", btf_id)) as fd:
-        size = syscall.obj_info(fd.fd, "btf").btf_size
-        buf = ffi.new("char[]", size)
-        info = ffi.new("struct bpf_btf_info *")
-        info.btf, info.btf_size = syscall.address(buf), size
-        syscall.obj_info(fd.fd, "btf", info)
-        return BTF.parse(ffi.buffer(buf, size)[:])

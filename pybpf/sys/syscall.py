@@ -513,6 +513,20 @@ def btf_load(data: bytes, log_level: int = 0) -> int:
                            hint=("kernel BTF log:\n" + text) if text else None)
 
 
+def btf_data(btf_id: int) -> bytes:
+    """The raw bytes of the loaded BTF object ``btf_id`` (BPF_BTF_GET_FD_BY_ID, then its ``bpf_btf_info``)."""
+    fd = fd_by_id("btf", btf_id)
+    try:
+        size = obj_info(fd, "btf").btf_size
+        buf = ffi.new("char[]", size)
+        info = ffi.new("struct bpf_btf_info *")
+        info.btf, info.btf_size = address(buf), size
+        obj_info(fd, "btf", info)
+        return ffi.buffer(buf, min(size, info.btf_size))[:]
+    finally:
+        os.close(fd)
+
+
 # --- links ------------------------------------------------------------------------------------------------------
 
 
