@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from streamprogs import NEXT_SEQ
 
 import pybpf
 from pybpf.maps.map import Map, cpu_list
@@ -27,15 +28,7 @@ CPUS = cpu_list("/sys/devices/system/cpu/online")
 # records wrap around the end of the ring.  counters = (produced, failed sends).
 SEND = """
     r6 = r1
-    *(u32 *)(r10 - 4) = 0
-    r1 = map[counters] ll
-    r2 = r10
-    r2 += -4
-    call bpf_map_lookup_elem
-    if r0 == 0 goto out
-    r7 = r0
-    r1 = 1
-    r1 = atomic_fetch_add((u64 *)(r7 + 0), r1)
+""" + NEXT_SEQ + """
     *(u64 *)(r10 - 40) = r1
     *(u32 *)(r10 - 16) = r1
     r2 = r1

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from streamprogs import NEXT_SEQ
 
 import pybpf
 from pybpf.maps.map import Map
@@ -26,15 +27,7 @@ PACKET = b"\0" * 64
 # r7 = &counters[0]; r1 = seq = counters.produced++ (atomically); then the body; counters.dropped++ on failure.
 HEAD = """
     r6 = r1
-    *(u32 *)(r10 - 4) = 0
-    r1 = map[counters] ll
-    r2 = r10
-    r2 += -4
-    call bpf_map_lookup_elem
-    if r0 == 0 goto out
-    r7 = r0
-    r1 = 1
-    r1 = atomic_fetch_add((u64 *)(r7 + 0), r1)
+""" + NEXT_SEQ + """
 """
 TAIL = """
     if r0 == 0 goto out

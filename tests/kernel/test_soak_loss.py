@@ -11,6 +11,7 @@ import os
 import threading
 
 import pytest
+from streamprogs import NEXT_SEQ
 
 import pybpf
 from pybpf.maps.map import Map
@@ -23,16 +24,7 @@ PACKET = b"\0" * 64
 RECORD = 16  # payload bytes: (seq, seq ^ 0x5a5a) -- 24 bytes in the ring with its header
 
 # counters[0] = (produced, failed); each run sends record (seq, seq ^ 0x5a5a) with ringbuf_output or reserve.
-START = """
-    *(u32 *)(r10 - 4) = 0
-    r1 = map[counters] ll
-    r2 = r10
-    r2 += -4
-    call bpf_map_lookup_elem
-    if r0 == 0 goto out
-    r7 = r0
-    r1 = 1
-    r1 = atomic_fetch_add((u64 *)(r7 + 0), r1)
+START = NEXT_SEQ + """
     r8 = r1
 """
 FAILED = """
