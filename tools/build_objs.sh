@@ -30,8 +30,9 @@
 #
 # Reproducibility: the committed objects are a function of the sources, prebuilt/src/vmlinux.h, clang-19
 # (Debian 1:19.1.7-3~deb12u1), the libbpf-dev headers (1:1.1.2-0+deb12u1) and llvm-strip. Sources are compiled
-# from inside prebuilt/src with relative file names and -fdebug-compilation-dir=. so no absolute path of the
-# checkout reaches the object; DWARF is stripped (`llvm-strip -g`; .BTF/.BTF.ext and the symbol table stay).
+# from a copy in the fixed directory /tmp/pybpf-build-objs/src (locked while a build runs) with relative file
+# names and -fdebug-compilation-dir=. so the checkout's path neither reaches the object nor shifts clang's
+# output; DWARF is stripped (`llvm-strip -g`; .BTF/.BTF.ext and the symbol table stay).
 # Building twice gives byte-identical objects (tests/unit/test_prebuilt_corpus.py checks this).
 #
 # Per-source directives (in the source's top comment):
@@ -119,20 +120,23 @@ fi
 [[ -z $strip_tool ]] && (( build )) && die "llvm-strip not found (apt install llvm-19)"
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 
-# The directory we compile in: prebuilt/src itself, or a staged copy of it when vmlinux.h is overridden
-# (sources say #include "vmlinux.h", which always finds the file next to them).
-build_dir=$SRC
-if [[ -n ${BTF:-} || -n ${VMLINUX_H:-} ]]; then
-    build_dir=$tmp/src
-    mkdir -p "$build_dir"
-    cp "$SRC"/*.c "$SRC"/*.h "$build_dir"/
-    if [[ -n ${BTF:-} ]]; then
-        bpftool btf dump file "$BTF" format c > "$build_dir/vmlinux.h"
-    else
-        cp "$VMLINUX_H" "$build_dir/vmlinux.h"
-    fi
+# clang's BTF output depends on the compiler's memory layout, which the length of its working directory shifts
+# (execsnoop's .BTF listed three types in another order when built from another checkout). So every build
+# compiles in one fixed directory holding a copy of the sources, with fixed output names; a lock keeps
+# concurrent builds out of each other's way.
+STAGE=/tmp/pybpf-build-objs
+build_dir=$STAGE/src
+exec 9>"$STAGE.lock"
+flock 9 || die "cannot lock $STAGE.lock"
+trap 'rm -rf "$tmp" "$build_dir"' EXIT
+rm -rf "$build_dir"
+mkdir -p "$build_dir"
+cp "$SRC"/*.c "$SRC"/*.h "$build_dir"/
+if [[ -n ${BTF:-} ]]; then
+    bpftool btf dump file "$BTF" format c > "$build_dir/vmlinux.h"
+elif [[ -n ${VMLINUX_H:-} ]]; then
+    cp "$VMLINUX_H" "$build_dir/vmlinux.h"
 fi
 
 if (( ${#names[@]} == 0 )); then
@@ -154,9 +158,9 @@ compile() {  # compile NAME OUT [EXTRA FLAGS...]
     (cd "$build_dir" && "$CLANG" $g "$OPT" -target bpf -D__TARGET_ARCH_x86 \
         -Wall -Wno-unused-function -Wno-unused-variable -Wno-compare-distinct-pointer-types \
         -fdebug-compilation-dir=. $cflags $EXTRA_CFLAGS "$@" \
-        -c "$name.bpf.c" -o "$out.tmp") || { rm -f "$out.tmp"; echo "  FAILED  $name.bpf.c" >&2; return 1; }
-    "$strip_tool" -g "$out.tmp" -o "$out" || { rm -f "$out.tmp"; return 1; }
-    rm -f "$out.tmp"
+        -c "$name.bpf.c" -o "$name.bpf.o.unstripped") || { echo "  FAILED  $name.bpf.c" >&2; return 1; }
+    "$strip_tool" -g "$build_dir/$name.bpf.o.unstripped" -o "$out" || return 1
+    rm -f "$build_dir/$name.bpf.o.unstripped"
 }
 
 for name in "${names[@]}"; do
