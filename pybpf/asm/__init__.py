@@ -47,7 +47,8 @@ from .builder import (
     addr_space_cast, and_, arsh, atomic_add, atomic_and, atomic_or, atomic_xor, be, bswap, call, call_func,
     call_kfunc, callx, cmpxchg, div, exit, goto, gotol, ja, jeq, jge, jgt, jle, jlt, jne, jset, jsge, jsgt, jsle,
     jslt, ld_abs, ld_btf_id, ld_func, ld_imm64, ld_ind, ld_map_fd, ld_map_idx, ld_map_idx_value, ld_map_value, le,
-    load, lsh, may_goto, mod, mov, movsx, mul, neg, or_, rsh, sdiv, smod, store, sub, xchg, xor,
+    load, load_acquire, lsh, may_goto, mod, mov, movsx, mul, neg, or_, rsh, sdiv, smod, store, store_release, sub,
+    xchg, xor,
 )
 from .disasm import disassemble, format_instruction, format_listing
 from .instruction import Instruction, Instructions, decode
@@ -64,7 +65,8 @@ __all__ = [
     "add", "sub", "mul", "div", "sdiv", "mod", "smod", "or_", "and_", "xor", "lsh", "rsh", "arsh", "mov", "movsx",
     "neg", "le", "be", "bswap", "addr_space_cast", "ja", "goto", "gotol", "may_goto", "jeq", "jne", "jgt", "jge",
     "jlt", "jle", "jsgt", "jsge", "jslt", "jsle", "jset", "call", "call_func", "call_kfunc", "callx", "exit",
-    "load", "store", "atomic_add", "atomic_or", "atomic_and", "atomic_xor", "xchg", "cmpxchg", "ld_abs", "ld_ind",
+    "load", "store", "atomic_add", "atomic_or", "atomic_and", "atomic_xor", "xchg", "cmpxchg", "load_acquire",
+    "store_release", "ld_abs", "ld_ind",
     "ld_imm64", "ld_map_fd", "ld_map_value", "ld_map_idx", "ld_map_idx_value", "ld_btf_id", "ld_func",
 ]
 

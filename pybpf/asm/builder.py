@@ -10,11 +10,11 @@ from __future__ import annotations
 from ..errors import AsmError
 from ..sys.abi import (
     BPF_ABS, BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND, BPF_ARSH, BPF_ATOMIC, BPF_CMPXCHG, BPF_DIV, BPF_END, BPF_FETCH,
-    BPF_IND, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE, BPF_JLT, BPF_JMP, BPF_JMP32, BPF_JNE, BPF_JSET, BPF_JSGE,
-    BPF_JSGT, BPF_JSLE, BPF_JSLT, BPF_K, BPF_LD, BPF_LDX, BPF_LSH, BPF_MEM, BPF_MEMSX, BPF_MOD, BPF_MOV, BPF_MUL,
+    BPF_IND, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE, BPF_JLT, BPF_JMP, BPF_JMP32, BPF_JNE, BPF_JSET, BPF_JSGE, BPF_JSGT,
+    BPF_JSLE, BPF_JSLT, BPF_K, BPF_LD, BPF_LDX, BPF_LOAD_ACQ, BPF_LSH, BPF_MEM, BPF_MEMSX, BPF_MOD, BPF_MOV, BPF_MUL,
     BPF_NEG, BPF_OR, BPF_PSEUDO_BTF_ID, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD,
-    BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE, BPF_RSH, BPF_ST, BPF_STX, BPF_SUB,
-    BPF_TO_BE, BPF_TO_LE, BPF_X, BPF_XCHG, BPF_XOR,
+    BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE, BPF_RSH, BPF_ST, BPF_STORE_REL, BPF_STX,
+    BPF_SUB, BPF_TO_BE, BPF_TO_LE, BPF_X, BPF_XCHG, BPF_XOR,
 )
 from .instruction import Instruction
 from .opcodes import BITS_SIZE, CALL, CALLX, EXIT, GOTOL, JA, LD_IMM64, MAY_GOTO, MOVSX_BITS, SWAP_BITS, helper_ids
@@ -373,6 +373,27 @@ def xchg(base: Register, off: int, src: Register) -> Instruction:
 def cmpxchg(base: Register, off: int, src: Register) -> Instruction:
     """``r0 = cmpxchg(base + off, r0, src)``: store ``src`` if memory equals r0; r0 gets the old value."""
     return _atomic(BPF_CMPXCHG, base, off, src)
+
+
+def _ordered_size(bits: int, reg: Register, what: str) -> int:
+    size = BITS_SIZE.get(bits)
+    if size is None or (bits == 64 and reg.bits == 32):
+        raise AsmError(f"cannot {what} u{bits} with {reg!r}")
+    return size
+
+
+def load_acquire(dst: Register, base: Register, off: int = 0, bits: int = 64) -> Instruction:
+    """``dst = load_acquire((u<bits> *)(base + off))``: no later memory access moves before this load (cpu v4,
+    Linux 6.15+); narrower loads zero-extend."""
+    size = _ordered_size(bits, dst, "load_acquire")
+    return Instruction(BPF_STX | BPF_ATOMIC | size, _reg(dst), _reg(base, 64), off, BPF_LOAD_ACQ)
+
+
+def store_release(base: Register, off: int, src: Register, bits: int = 64) -> Instruction:
+    """``store_release((u<bits> *)(base + off), src)``: no earlier memory access moves after this store (cpu v4,
+    Linux 6.15+)."""
+    size = _ordered_size(bits, src, "store_release")
+    return Instruction(BPF_STX | BPF_ATOMIC | size, _reg(base, 64), _reg(src), off, BPF_STORE_REL)
 
 
 def ld_abs(bits: int, offset: int) -> Instruction:

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from ..errors import AsmError
 from ..sys.abi import (
     BPF_ABS, BPF_ALU, BPF_ALU64, BPF_ATOMIC, BPF_CMPXCHG, BPF_END, BPF_JA, BPF_JMP,
-    BPF_JMP32, BPF_LD, BPF_LDX, BPF_MEMSX, BPF_MOV, BPF_NEG, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC,
-    BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_ST, BPF_X, BPF_XCHG,
+    BPF_JMP32, BPF_LD, BPF_LDX, BPF_LOAD_ACQ, BPF_MEMSX, BPF_MOV, BPF_NEG, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC,
+    BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_ST, BPF_STORE_REL, BPF_X, BPF_XCHG,
 )
 from .instruction import Instruction, decode
 from .opcodes import (
@@ -187,8 +187,15 @@ def _format_ld_imm64(ins: Instruction) -> str:
 
 def _format_atomic(ins: Instruction, bits: int, reg: str) -> str:
     op = ins.imm
+    if op == BPF_LOAD_ACQ:
+        return f"{reg}{ins.dst} = load_acquire((u{bits} *)({_mem(ins.src, ins.off)}))"
     mem = _mem(ins.dst, ins.off)
     src = f"{reg}{ins.src}"
+    if op == BPF_STORE_REL:
+        return f"store_release((u{bits} *)({mem}), {src})"
+    if bits < 32:
+        raise AsmError(f"a {bits}-bit atomic can only be load_acquire or store_release, not operation 0x{op:x}, "
+                       f"in {ins!r}")
     if op in ATOMIC_OPS:
         return f"lock *(u{bits} *)({mem}) {ATOMIC_OPS[op]} {src}"
     if op in ATOMIC_FETCH_OPS:

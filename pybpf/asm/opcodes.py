@@ -8,8 +8,8 @@ from ..sys.abi import (
     BPF_ABS, BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND, BPF_ARSH, BPF_ATOMIC, BPF_B, BPF_CALL, BPF_CMPXCHG, BPF_DIV,
     BPF_DW, BPF_END, BPF_EXIT, BPF_FETCH, BPF_H, BPF_IMM, BPF_IND, BPF_JA, BPF_JCOND, BPF_JEQ, BPF_JGE, BPF_JGT,
     BPF_JLE, BPF_JLT, BPF_JMP, BPF_JMP32, BPF_JNE, BPF_JSET, BPF_JSGE, BPF_JSGT, BPF_JSLE, BPF_JSLT, BPF_K, BPF_LD,
-    BPF_LDX, BPF_LSH, BPF_MEM, BPF_MEMSX, BPF_MOD, BPF_MOV, BPF_MUL, BPF_NEG, BPF_OR, BPF_RSH, BPF_ST, BPF_STX,
-    BPF_SUB, BPF_W, BPF_X, BPF_XCHG, BPF_XOR,
+    BPF_LDX, BPF_LOAD_ACQ, BPF_LSH, BPF_MEM, BPF_MEMSX, BPF_MOD, BPF_MOV, BPF_MUL, BPF_NEG, BPF_OR, BPF_RSH,
+    BPF_ST, BPF_STORE_REL, BPF_STX, BPF_SUB, BPF_W, BPF_X, BPF_XCHG, BPF_XOR,
 )
 
 #: Compound-assignment operator of each two-operand ALU operation (``r1 += r2``).
@@ -30,8 +30,11 @@ ATOMIC_OPS: dict[int, str] = {BPF_ADD: "+=", BPF_OR: "|=", BPF_AND: "&=", BPF_XO
 ATOMIC_FETCH_OPS: dict[int, str] = {
     BPF_ADD | BPF_FETCH: "add", BPF_OR | BPF_FETCH: "or", BPF_AND | BPF_FETCH: "and", BPF_XOR | BPF_FETCH: "xor",
 }
-#: Every ``imm`` a BPF_ATOMIC instruction may carry (llvm-19 has no load-acquire/store-release).
-ATOMIC_IMMS = frozenset(ATOMIC_OPS) | frozenset(ATOMIC_FETCH_OPS) | {BPF_XCHG, BPF_CMPXCHG}
+#: The ordered accesses of cpu v4 (Linux 6.15+, llvm 20+; llvm-19 has neither): ``imm`` of BPF_ATOMIC -> name.
+#: Unlike the read-modify-write atomics they come in all four widths.
+ORDERED_OPS: dict[int, str] = {BPF_LOAD_ACQ: "load_acquire", BPF_STORE_REL: "store_release"}
+#: Every ``imm`` a 32/64-bit BPF_ATOMIC instruction may carry (8/16-bit ones: only :data:`ORDERED_OPS`).
+ATOMIC_IMMS = frozenset({*ATOMIC_OPS, *ATOMIC_FETCH_OPS, BPF_XCHG, BPF_CMPXCHG, *ORDERED_OPS})
 #: Access width in bits of each BPF_SIZE value, and back.
 SIZE_BITS: dict[int, int] = {BPF_B: 8, BPF_H: 16, BPF_W: 32, BPF_DW: 64}
 BITS_SIZE: dict[int, int] = {bits: size for size, bits in SIZE_BITS.items()}
@@ -63,7 +66,7 @@ def _valid_codes() -> frozenset[int]:
         codes |= {BPF_LDX | BPF_MEM | size, BPF_ST | BPF_MEM | size, BPF_STX | BPF_MEM | size}
         if size != BPF_DW:
             codes |= {BPF_LD | BPF_ABS | size, BPF_LD | BPF_IND | size, BPF_LDX | BPF_MEMSX | size}
-    codes |= {BPF_STX | BPF_ATOMIC | BPF_W, BPF_STX | BPF_ATOMIC | BPF_DW}
+        codes.add(BPF_STX | BPF_ATOMIC | size)  # 8/16 bits: load-acquire and store-release only
     return frozenset(codes)
 
 

@@ -14,7 +14,9 @@ Statements (one per line, several after a label on one line is fine):
   llvm's numeric ``ld_pseudo r1, SRC, IMM`` with an optional fourth operand, the second slot's ``imm``;
 * comments ``#``, ``//``, ``;``; pasted prefixes ``12: (b7)`` (verifier log, bpftool; an ``(18)`` prefix makes
   ``r1 = 0x5`` a 64-bit load), llvm-objdump's addresses, raw bytes, ``<sym+0x8>`` annotations and headers;
-  ``goto pc+3``; ``(r1 +8)``; kernel atomics ``atomic64_fetch_add``, ``atomic64_xchg``, ``atomic64_cmpxchg``.
+  ``goto pc+3``; ``(r1 +8)``; kernel atomics ``atomic64_fetch_add``, ``atomic64_xchg``, ``atomic64_cmpxchg``;
+* the ordered accesses of cpu v4 (llvm 20+, Linux 6.15+): ``w0 = load_acquire((u8 *)(r1 + 0))`` and
+  ``store_release((u64 *)(r1 + 8), r2)``, in all four widths.
 
 Directives: ``.text``, ``.section NAME[, flags...]``, ``.globl NAME`` (``.global``), ``.license "GPL"`` and
 ``.map NAME, type=hash, key_size=4, value_size=8, max_entries=1024[, flags=0]`` (a legacy ``struct
@@ -29,8 +31,9 @@ from collections.abc import Callable, Mapping
 from ..errors import AsmError
 from ..sys.abi import (
     BPF_ABS, BPF_ALU, BPF_ALU64, BPF_ATOMIC, BPF_CMPXCHG, BPF_END, BPF_IND, BPF_JMP, BPF_JMP32, BPF_K,
-    BPF_LD, BPF_LDX, BPF_MEM, BPF_MEMSX, BPF_MOV, BPF_NEG, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC,
-    BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_ST, BPF_STX, BPF_TO_BE, BPF_TO_LE, BPF_X,
+    BPF_LD, BPF_LDX, BPF_LOAD_ACQ, BPF_MEM, BPF_MEMSX, BPF_MOV, BPF_NEG, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC,
+    BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_ST, BPF_STORE_REL, BPF_STX,
+    BPF_TO_BE, BPF_TO_LE, BPF_X,
     BPF_XCHG,
 )
 from .instruction import Instruction, Instructions
@@ -504,6 +507,37 @@ class _Parser:
             raise cur.error("atomic operations are 32 or 64 bits wide: use u32 or u64", at + 1)
         return signed, bits
 
+    def ordered_type(self, cur: _Line) -> int:
+        """``(u16 *)`` of load_acquire/store_release: the size field (any width, unsigned)."""
+        at = cur.i
+        signed, bits = cur.typ()
+        if signed:
+            raise cur.error("load_acquire and store_release take an unsigned type", at + 1)
+        return BITS_SIZE[bits]
+
+    def load_acquire(self, cur: _Line, dst: int, wide: bool) -> Instruction:
+        """``w0 = load_acquire((u8 *)(r1 + 0))``; a 64-bit one needs an rN destination."""
+        size = self.ordered_type(cur)
+        if size == BITS_SIZE[64] and not wide:
+            raise cur.error("a 64-bit load_acquire needs an rN destination", 0)
+        cur.expect("(")
+        base, off = cur.mem()
+        cur.expect(")")
+        cur.expect(")")
+        return Instruction(BPF_STX | BPF_ATOMIC | size, dst, base, off, BPF_LOAD_ACQ)
+
+    def store_release(self, cur: _Line) -> Instruction:
+        """``store_release((u64 *)(r1 + 0), r2)``; a 64-bit one needs an rN source."""
+        cur.expect("(")
+        size = self.ordered_type(cur)
+        cur.expect("(")
+        base, off = cur.mem()
+        cur.expect(")")
+        cur.expect(",")
+        src, _ = cur.reg(True if size == BITS_SIZE[64] else None)
+        cur.expect(")")
+        return Instruction(BPF_STX | BPF_ATOMIC | size, base, src, off, BPF_STORE_REL)
+
     def store(self, cur: _Line) -> Instruction:
         at = cur.i
         signed, bits = cur.typ()
@@ -721,7 +755,7 @@ def _xchg_method(op: int, bits: int) -> _Method:
 _KEYWORDS = {
     "exit": _Parser.exit_, "goto": _Parser.goto, "gotol": _Parser.gotol, "may_goto": _Parser.may_goto,
     "if": _Parser.cond, "call": _Parser.call, "callx": _Parser.callx, "lock": _Parser.lock, "*": _Parser.store,
-    "ld_pseudo": _Parser.ld_pseudo,
+    "ld_pseudo": _Parser.ld_pseudo, "store_release": _Parser.store_release,
 }
 _FUNCTIONS = {
     **{f"atomic_fetch_{name}": _fetch_method(op) for name, op in _FETCH_TEXT.items()},
@@ -730,7 +764,7 @@ _FUNCTIONS = {
     "atomic_cmpxchg": _fetch_method(BPF_CMPXCHG, False), "atomic64_cmpxchg": _fetch_method(BPF_CMPXCHG, True),
     "xchg_64": _xchg_method(BPF_XCHG, 64), "xchg32_32": _xchg_method(BPF_XCHG, 32),
     "cmpxchg_64": _xchg_method(BPF_CMPXCHG, 64), "cmpxchg32_32": _xchg_method(BPF_CMPXCHG, 32),
-    "addr_space_cast": _Parser.addr_space_cast,
+    "addr_space_cast": _Parser.addr_space_cast, "load_acquire": _Parser.load_acquire,
 }
 
 

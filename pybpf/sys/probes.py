@@ -23,6 +23,15 @@ from ._cffi_abi import ffi
 _EXIT0 = struct.pack("<BBhiBBhi", 0xB7, 0, 0, 0, 0x95, 0, 0, 0)  # r0 = 0; exit
 
 
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", code, src << 4 | dst, off, imm)
+
+
+def _isa(*body: bytes) -> bool:
+    """Does a socket filter ``r0 = 0; BODY; exit`` load: the instruction-set probes (bpftool's v2/v3 tests)."""
+    return _load_ok(abi.BPF_PROG_TYPE_SOCKET_FILTER, _EXIT0[:8] + b"".join(body) + _EXIT0[8:])
+
+
 def _close(fd: int) -> None:
     os.close(fd)
 
@@ -337,6 +346,13 @@ _FEATURES: dict[str, Callable[[], bool]] = {
     "ringbuf": lambda: map_type(abi.BPF_MAP_TYPE_RINGBUF),
     "module_btf": lambda: os.path.isdir("/sys/kernel/btf") and len(os.listdir("/sys/kernel/btf")) > 1,
     "vmlinux_btf": lambda: os.path.exists("/sys/kernel/btf/vmlinux"),
+    # instruction-set levels (llvm's -mcpu=v2/v3/v4) and the ordered accesses that came after v4 (6.15)
+    "isa_v2": lambda: _isa(_insn(abi.BPF_JMP | abi.BPF_JLT | abi.BPF_K, imm=1)),  # if r0 < 1 goto +0
+    "isa_v3": lambda: _isa(_insn(abi.BPF_JMP32 | abi.BPF_JLT | abi.BPF_K, imm=1)),  # if w0 < 1 goto +0
+    "isa_v4": lambda: _isa(_insn(abi.BPF_ALU64 | abi.BPF_MOV | abi.BPF_X, off=8)),  # r0 = (s8)r0
+    "load_acquire": lambda: _isa(  # *(u64 *)(r10 - 8) = r0; r0 = load_acquire((u64 *)(r10 - 8))
+        _insn(abi.BPF_STX | abi.BPF_MEM | abi.BPF_DW, 10, 0, -8),
+        _insn(abi.BPF_STX | abi.BPF_ATOMIC | abi.BPF_DW, 0, 10, -8, abi.BPF_LOAD_ACQ)),
 }
 
 

@@ -39,6 +39,25 @@ def test_probe_matches_reality() -> None:
             pybpf.Map.create("ringbuf", 0, 0, 4096)
 
 
+@pytest.mark.feature("isa")
+@pytest.mark.parametrize(("feature", "text"), [
+    ("isa_v3", "w0 = 0\nif w0 s< -1 goto +0"),
+    ("isa_v4", "r1 = 7\nr0 = (s16)r1"),
+    ("load_acquire", "*(u32 *)(r10 - 4) = 0\nw0 = load_acquire((u32 *)(r10 - 4))"),
+])
+def test_instruction_set_probes_match_reality(feature: str, text: str) -> None:
+    """Each ISA answer agrees with loading a program that uses that level's instructions."""
+    import pybpf
+    from pybpf.asm import assemble
+
+    code = assemble(text + "\nexit")
+    if probes.feature(feature):
+        pybpf.Program.load(code, "socket_filter").close()
+    else:
+        with pytest.raises(pybpf.VerifierError):
+            pybpf.Program.load(code, "socket_filter")
+
+
 def test_kernel_version_code() -> None:
     import os
 

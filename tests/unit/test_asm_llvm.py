@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from asm_strategies import ALL_CODES, instructions
+from asm_strategies import ALL_CODES, LLVM_CODES, instructions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,7 +56,7 @@ def check_against_llvm(batch: list[Instruction], tmp: Path) -> None:
 _BATCH = settings(max_examples=10, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 #: One instruction of every opcode byte, each with drawn operands.
-EVERY_OPCODE = st.tuples(*(instructions(code) for code in ALL_CODES))
+EVERY_OPCODE = st.tuples(*(instructions(code) for code in LLVM_CODES))
 
 
 @_BATCH
