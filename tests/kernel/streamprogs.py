@@ -1,5 +1,5 @@
 """Assembler shared by the ring/perf buffer tests' producer programs (tests/kernel/test_ringbuf.py,
-test_perfbuf.py, test_soak_loss.py)."""
+test_perfbuf.py, test_soak_loss.py, test_concurrency.py)."""
 
 # r7 = &counters[0] (a 16-byte array value: produced, failed); r1 = seq = counters.produced++ (atomically).
 # Jumps to `out` if the lookup fails; clobbers r0-r5.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from streamprogs import NEXT_SEQ
 
 import pybpf
 from pybpf.maps.map import Map
@@ -27,15 +28,7 @@ PACKET = b"\0" * 64
 THREADS, KEYS, ROUNDS = 4, 64, 25
 
 # Each run: counters[0] += 1 and a ring record holding the new count.
-PRODUCE = """
-    *(u32 *)(r10 - 4) = 0
-    r1 = map[counters] ll
-    r2 = r10
-    r2 += -4
-    call bpf_map_lookup_elem
-    if r0 == 0 goto out
-    r1 = 1
-    r1 = atomic_fetch_add((u64 *)(r0 + 0), r1)
+PRODUCE = NEXT_SEQ + """
     *(u64 *)(r10 - 16) = r1
     r1 = map[rb] ll
     r2 = r10
