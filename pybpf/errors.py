@@ -122,6 +122,8 @@ class KernelError(BPFError, OSError):
     ``errno`` is the raw errno and ``errno_name`` its symbol; ``hint`` says what a user can do about it.
     """
 
+    errno: int  # always set, unlike OSError's
+
     def __init__(self, command: str, err: int, detail: str = "", hint: str | None = None):
         self.command = command
         self.errno_name = errno_name(err)

@@ -8,7 +8,7 @@ from .sys.fd import FD, FDOwner
 from .sys.names import enum_value
 
 if TYPE_CHECKING:
-    from .asm import Instructions
+    from .asm import Instruction, Instructions
     from .btf import BTF
     from .link import Link
     from .loader.spec import Line
@@ -80,7 +80,7 @@ class Program(FDOwner):
     @classmethod
     def load(
         cls,
-        insns: bytes | Instructions | Sequence[Any],
+        insns: bytes | Instructions | Sequence[Instruction] | str,
         prog_type: int | str,
         *,
         license: str = "GPL",
@@ -230,7 +230,7 @@ class Program(FDOwner):
         return ffi.buffer(buf, size)[:]
 
 
-def _encode(insns: bytes | Instructions | Sequence[Any] | str, maps: dict[str, Any] | None) -> bytes:
+def _encode(insns: bytes | Instructions | Sequence[Instruction] | str, maps: dict[str, Any] | None) -> bytes:
     """Instruction bytes from raw bytes, assembler text or Instructions, with map references set to fds."""
     if isinstance(insns, (bytes, bytearray, memoryview)):
         return bytes(insns)

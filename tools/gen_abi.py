@@ -342,7 +342,7 @@ def gen_abi_py(src: str) -> str:
     lines.append("    members = _ENUMS.get(name)")
     lines.append("    if members is None:")
     lines.append('        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")')
-    lines.append("    cls = _IntEnum(name, {m: globals()[m] for m in members}, module=__name__)")
+    lines.append("    cls = _IntEnum(name, {m: globals()[m] for m in members}, module=__name__)  # type: ignore[misc]")
     lines.append("    globals()[name] = cls")
     lines.append("    return cls")
     lines.append("")

@@ -200,7 +200,9 @@ def addr_space_cast(dst: Register, src: Register, dst_as: int, src_as: int) -> I
 def _jump(code: int, target: Target, field: str = "off") -> Instruction:
     if isinstance(target, str):
         return Instruction(code, reference=target)
-    return Instruction(code, **{field: target if field == "off" else _imm32(target)})
+    if field == "off":
+        return Instruction(code, off=target)
+    return Instruction(code, imm=_imm32(target))
 
 
 def ja(target: Target) -> Instruction:

@@ -79,10 +79,11 @@ def _functions(sections: dict[str, Instructions], globals_: list[str]) -> dict[s
     ``.globl`` labels."""
     wanted = {ins.reference for section in sections.values() for ins in section
               if ins.reference is not None and (ins.is_pseudo_call or ins.is_load_func)} | set(globals_)
-    out = {}
+    out: dict[str, str] = {}
     for name, section in sections.items():
-        out[section[0].symbol] = name
-        out.update((ins.symbol, name) for ins in section if ins.symbol in wanted)
+        for i, ins in enumerate(section):
+            if ins.symbol is not None and (i == 0 or ins.symbol in wanted):
+                out[ins.symbol] = name
     return out
 
 

@@ -201,8 +201,8 @@ class BTF:
         """An empty BTF (on top of ``base`` for split BTF); use :meth:`parse` to read one."""
         self.base = base
         self.first_id = len(base) if base is not None else 1
-        self.strings = _strings or Strings(b"\0" if base is None else b"", base.strings if base else None)
-        self.byteorder = base.byteorder if base is not None else "little"
+        self.strings: Strings = _strings or Strings(b"\0" if base is None else b"", base.strings if base else None)
+        self.byteorder: str = base.byteorder if base is not None else "little"
         self.ptr_size = 8
         self._data: bytes | mmap.mmap = b""
         self._words: Any = ()

@@ -140,11 +140,13 @@ class BTFExt:
         cr_off, cr_len = struct.unpack_from(fmt + "2I", data, 24) if hdr_len >= 32 else (0, 0)
         body = memoryview(data)[hdr_len:]
         get = btf.strings.get
-        for key, off, ln, rec, out in (("func", fi_off, fi_len, FuncInfo, self.func_info),
-                                       ("line", li_off, li_len, LineInfo, self.line_info),
-                                       ("core", cr_off, cr_len, CoreRelo, self.core_relos)):
-            if ln:
-                self.rec_sizes[key] = self._parse_sub(body, fmt, key, off, ln, rec, get, out)
+        if fi_len:
+            self.rec_sizes["func"] = self._parse_sub(body, fmt, "func", fi_off, fi_len, FuncInfo, get, self.func_info)
+        if li_len:
+            self.rec_sizes["line"] = self._parse_sub(body, fmt, "line", li_off, li_len, LineInfo, get, self.line_info)
+        if cr_len:
+            self.rec_sizes["core"] = self._parse_sub(body, fmt, "core", cr_off, cr_len, CoreRelo, get,
+                                                     self.core_relos)
         return self
 
     def _parse_sub(self, body: memoryview, fmt: str, key: str, off: int, ln: int, rec: type[R],

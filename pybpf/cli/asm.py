@@ -75,7 +75,7 @@ def _listing(code: bytes, symbols: dict[int, list[str]], relocations: dict[int, 
     from ..asm import Instructions, format_instruction
 
     instructions = Instructions.decode(code)
-    out = []
+    out: list[str] = []
     for slot, ins in zip(instructions.offsets(), instructions):
         names = symbols.get(slot * 8, ())
         out.extend(f"{name}:" for name in names)
@@ -138,6 +138,8 @@ def _disassemble_elf(path: str, only: list[str] | None, helpers: bool, source: b
             for rel_section in elf.iter_sections():
                 if isinstance(rel_section, RelocationSection) and rel_section["sh_info"] == index:
                     table = elf.get_section(rel_section["sh_link"])
+                    if not isinstance(table, SymbolTableSection):
+                        continue  # malformed: the listing goes on without these relocations
                     for rel in rel_section.iter_relocations():
                         sym = table.get_symbol(rel["r_info_sym"])
                         name = sym.name or elf.get_section(sym["st_shndx"]).name

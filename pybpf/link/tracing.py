@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno as _errno
 import io
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import KernelError, NotSupported
 from ..sys import abi, syscall
@@ -103,8 +103,8 @@ def attach_iter(prog: Program, *, map: Map | int | None = None, cgroup: str | in
         info.task.pid, info.task.tid = task_pid, task_tid
     parametrised = map is not None or cgroup is not None or task_pid or task_tid
     try:
-        kw = {"iter_info": (syscall.address(info), ffi.sizeof(info[0]))} if parametrised else {}
-        fd = syscall.link_create(prog.fd, 0, abi.BPF_TRACE_ITER, **kw)
+        kw: dict[str, Any] = {"iter_info": (syscall.address(info), ffi.sizeof(info[0]))} if parametrised else {}
+        fd = syscall.link_create(prog.fd, 0, abi.BPF_TRACE_ITER, 0, **kw)
     finally:
         if opened:
             opened.close()

@@ -765,7 +765,7 @@ def __getattr__(name: str) -> type[_IntEnum]:
     members = _ENUMS.get(name)
     if members is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    cls = _IntEnum(name, {m: globals()[m] for m in members}, module=__name__)
+    cls = _IntEnum(name, {m: globals()[m] for m in members}, module=__name__)  # type: ignore[misc]
     globals()[name] = cls
     return cls
 

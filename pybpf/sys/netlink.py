@@ -156,7 +156,7 @@ class Rtnl:
         return self._collect(seq, msg_type, what, dump=True)
 
     def _collect(self, seq: int, msg_type: int, what: str, dump: bool) -> list[tuple[int, int, bytes]]:
-        out = []
+        out: list[tuple[int, int, bytes]] = []
         while True:
             data = self._sock.recv(1 << 17)
             pos = 0

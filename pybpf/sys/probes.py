@@ -14,7 +14,7 @@ import errno
 import functools
 import os
 import struct
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import KernelError, NotFound, VerifierError
 from . import abi, syscall
@@ -36,13 +36,13 @@ def _close(fd: int) -> None:
     os.close(fd)
 
 
-def _load(prog_type: int, insns: bytes = _EXIT0, **attrs: int) -> int:
+def _load(prog_type: int, insns: bytes = _EXIT0, **attrs: Any) -> int:
     """Load a probe program; return its fd or raise KernelError."""
     fd, _ = syscall.prog_load(prog_type, insns, "GPL", **attrs)
     return fd
 
 
-def _load_ok(prog_type: int, insns: bytes = _EXIT0, **attrs: int) -> bool:
+def _load_ok(prog_type: int, insns: bytes = _EXIT0, **attrs: Any) -> bool:
     try:
         _close(_load(prog_type, insns, **attrs))
         return True
@@ -92,7 +92,7 @@ def prog_type(ptype: int) -> bool:
         return False
     if name in ("TRACING", "LSM", "EXT"):
         # these need a BTF attach target: a bogus one gives a specific verifier message when the type exists
-        attrs = {"attach_btf_id": 1, "log_level": 1}
+        attrs: dict[str, Any] = {"attach_btf_id": 1, "log_level": 1}
         if name == "TRACING":
             attrs["expected_attach_type"] = abi.BPF_TRACE_RAW_TP  # fentry may be refused where tp_btf works
         elif name == "LSM":
@@ -113,7 +113,7 @@ def prog_type(ptype: int) -> bool:
     extra = dict(_PROG_EXTRA.get(name, {}))
     if name == "KPROBE":
         extra["kern_version"] = kernel_version_code()
-    return _load_ok(ptype, **extra)
+    return _load_ok(ptype, _EXIT0, **extra)
 
 
 @functools.lru_cache(maxsize=None)
@@ -121,7 +121,7 @@ def map_type(mtype: int) -> bool:
     """True if the kernel can create maps of type ``mtype``."""
     name = abi.bpf_map_type(mtype).name[len("BPF_MAP_TYPE_"):]
     key, value, entries, flags = 4, 4, 1, 0
-    kw: dict[str, int] = {}
+    kw: dict[str, Any] = {}
     btf_fd = -1
     inner = -1
     if name == "UNSPEC":
@@ -247,13 +247,13 @@ def _func(linkage: int) -> bool:
 # --- named features ----------------------------------------------------------------------------------------------
 
 
-def _link_create_errno(prog_type: int, target: int, attach_type: int, expected: int = 0, **kind: object) -> int:
+def _link_create_errno(prog_type: int, target: int, attach_type: int, expected: int = 0, **kind: Any) -> int:
     try:
         prog = _load(prog_type, expected_attach_type=expected) if expected else _load(prog_type)
     except KernelError as e:
         return e.errno
     try:
-        _close(syscall.link_create(prog, target, attach_type, **kind))  # type: ignore[arg-type]
+        _close(syscall.link_create(prog, target, attach_type, **kind))
         return 0
     except KernelError as e:
         return e.errno
