@@ -258,7 +258,7 @@ def attach_usdt(prog: Program, binary: str, provider: str, name: str, *, pid: in
 
     ``pid`` limits the probe to one process (-1: all).  The program's object provides the ``__bpf_usdt_specs``
     map (or pass it as ``specs``).  Closing the returned Link removes every uprobe."""
-    from ..loader.object import _write_raw
+    from ..loader.object import write_slot
     from ..sys import probes
     from .uprobe import attach_uprobe
 
@@ -283,7 +283,7 @@ def attach_usdt(prog: Program, binary: str, provider: str, name: str, *, pid: in
     try:
         for args_text, args in specs_by_args.items():
             taken[args_text] = ids.take(target)
-            _write_raw(spec_map, taken[args_text], encode_spec(args, cookie))
+            write_slot(spec_map, taken[args_text], encode_spec(args, cookie))
         for n in notes:
             links.append(attach_uprobe(prog, path, None, n.offset, pid=pid, ref_ctr_offset=n.semaphore_offset,
                                        cookie=taken[n.args]))

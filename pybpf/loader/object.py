@@ -132,12 +132,11 @@ def _feature(name: str) -> bool:
     return False
 
 
-def _write_raw(mp: Map, key: int, value: bytes) -> None:
-    """Store raw ``value`` bytes at array index ``key``, whatever codecs ``mp`` uses (through a dup'd fd)."""
-    from ..maps.map import Map
+def write_slot(mp: Map, index: int, value: bytes) -> None:
+    """Store raw ``value`` bytes at index ``index`` of the array-like ``mp``, whatever codecs it uses."""
+    from ..sys import syscall
 
-    with Map(mp.dup_fd(), mp.type, 4, mp.value_size, mp.max_entries, key="I", value="bytes") as raw:
-        raw[key] = value
+    syscall.map_update_elem(mp.fd, struct.pack("<I", index), value, detail=f"map {mp.name!r}, slot {index}")
 
 
 def _btf_features() -> Any:
@@ -259,12 +258,12 @@ class _Loader:
 
                     assert self.spec.btf is not None
                     data = kconfig_data(self.spec.btf, self.spec.kconfig, m.value_size)
-                _write_raw(mp, 0, data if data is not None else bytes(m.value_size))
+                write_slot(mp, 0, data if data is not None else bytes(m.value_size))
                 if m.flags & abi.BPF_F_RDONLY_PROG:
                     mp.freeze()
             if m.type in MAP_IN_MAP_TYPES:
                 for slot, target in sorted(m.values.items()):
-                    _write_raw(mp, slot, struct.pack("<I", self.maps[target].fd))
+                    write_slot(mp, slot, struct.pack("<I", self.maps[target].fd))
             if m.pinning == PIN_BY_NAME:
                 mp.pin(self._pin_path(m))
 
@@ -377,7 +376,7 @@ class _Loader:
                 if prog is None:
                     raise LinkError(f"{self.spec.name}: prog array {m.name!r} slot {slot} holds program {target!r}, "
                                     "which was not loaded")
-                _write_raw(mp, slot, struct.pack("<I", prog.fd))
+                write_slot(mp, slot, struct.pack("<I", prog.fd))
 
     # ---- programs -----------------------------------------------------------------------------------------
 

@@ -131,6 +131,16 @@ def map_freeze(map_fd: int) -> None:
     bpf(abi.BPF_MAP_FREEZE, a)
 
 
+def map_update_elem(map_fd: int, key: bytes, value: bytes, flags: int = abi.BPF_ANY, detail: str = "") -> None:
+    """BPF_MAP_UPDATE_ELEM with raw key and value bytes, whatever codecs a :class:`~pybpf.Map` on the fd uses
+    (the loader's initial values: global data, map-in-map and prog-array slots, USDT specs).  Not the hot path:
+    :class:`ElemOps` is."""
+    kbuf, vbuf = ffi.from_buffer(key), ffi.from_buffer(value)
+    a = new_attr()
+    a.map_fd, a.key, a.value, a.flags = map_fd, address(kbuf), address(vbuf), flags
+    bpf(abi.BPF_MAP_UPDATE_ELEM, a, detail)
+
+
 class ElemOps:
     """Element operations on one map over buffers allocated once (the map hot path).
 
