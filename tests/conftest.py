@@ -14,7 +14,7 @@ REQUIRE = os.environ.get("PYBPF_REQUIRE_KERNEL") == "1"
 
 # Features this project's host kernel (6.18, Firecracker) is known to lack: see ../shared/docs/kernels.md.
 # The kernel-matrix VMs give their own kernel's list in PYBPF_ABSENT_FEATURES (comma-separated).
-_HOST_ABSENT = "kprobe,kretprobe,kprobe_multi,fentry,fexit,lsm,hw_perf,ksym_var"
+_HOST_ABSENT = "kprobe,kretprobe,kprobe_multi,fentry,fexit,freplace,lsm,hw_perf,ksym_var"
 ABSENT_HERE = {f for f in os.environ.get("PYBPF_ABSENT_FEATURES", _HOST_ABSENT).split(",") if f}
 
 

@@ -40,8 +40,9 @@
 #   pybpf-build: cflags FLAGS     add FLAGS to the compile line (e.g. the multiarch include directory for
 #                                 <asm/errno.h>, which <bpf/usdt.bpf.h> includes through <linux/errno.h>)
 #   pybpf-check: type TYPE        bpftool needs `type TYPE` to load it (section names newer than bpftool's libbpf)
-#   pybpf-check: variant FLAGS    bpftool cannot open the object itself (legacy SEC("maps")): load a variant
-#                                 compiled with FLAGS instead, which only swaps the map definitions
+#   pybpf-check: variant FLAGS    bpftool cannot load the object itself (legacy SEC("maps"), programs that need a
+#                                 target): load a variant compiled with FLAGS instead, which only swaps the map
+#                                 definitions or leaves those programs out
 #   pybpf-check: skip REASON      cannot be loaded on this kernel; REASON goes into the table
 #   pybpf-check: unpin NAME...    maps pinned by name (LIBBPF_PIN_BY_NAME) under /sys/fs/bpf to remove afterwards
 set -euo pipefail
@@ -216,7 +217,7 @@ for name in "${names[@]}"; do
             printf '%-22s FAILED (variant %s does not build)\n' "$name" "$variant"; failed=1; continue
         fi
         obj=$tmp/$name.variant.o
-        note=" (as variant $variant: libbpf 1.x cannot open SEC(\"maps\") objects)"
+        note=" (as its variant $variant: see the source's pybpf-check line)"
     fi
     pre_existing=
     for p in $unpin; do [[ -e /sys/fs/bpf/$p ]] && pre_existing+=" $p"; done

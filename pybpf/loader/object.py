@@ -94,15 +94,18 @@ def load(source: str | os.PathLike[str] | bytes | ObjectSpec, *,
          pin_root: str = DEFAULT_PIN_ROOT,
          kernel_btf: str | BTF | None = None,
          log_level: int = 0,
-         name: str | None = None) -> Object:
+         name: str | None = None,
+         attach_targets: Mapping[str, Program | tuple[Program, str]] | None = None) -> Object:
     """Load an eBPF object (a path, its bytes or an :class:`ObjectSpec`) into the kernel, as libbpf would.
 
     ``globals`` sets ``const volatile`` (``.rodata``) and ``.data``/``.bss`` variables by name before load;
     ``programs`` names the programs to load (default: every program whose section has no ``?``);
     ``max_entries`` overrides map sizes by map name; maps with ``pinning = LIBBPF_PIN_BY_NAME`` are pinned
     under (or reused from) ``pin_root``; ``kernel_btf`` is the BTF CO-RE relocates against (default: the running
-    kernel's); ``log_level`` > 0 keeps the verifier log in each ``Program.verifier_log``.  A spec passed in is
-    not modified."""
+    kernel's); ``log_level`` > 0 keeps the verifier log in each ``Program.verifier_log``.  ``attach_targets``
+    gives, by program name, the loaded BPF program an ``freplace`` (or ``fentry``/``fexit``) program attaches to,
+    with the function in it (default: the section's, ``SEC("freplace/handler")``), as libbpf's
+    ``bpf_program__set_attach_target``.  A spec passed in is not modified."""
     from .reader import ObjectFile
 
     spec = source.copy() if isinstance(source, ObjectSpec) else ObjectFile(source, name)
@@ -120,7 +123,12 @@ def load(source: str | os.PathLike[str] | bytes | ObjectSpec, *,
                             f"(programs: {', '.join(spec.programs)})")
         for p in spec.programs.values():
             p.autoload = p.name in wanted
-    return _Loader(spec, pin_root, kernel_btf, log_level).run()
+    targets = {}
+    for prog_name, target in (attach_targets or {}).items():
+        if prog_name not in spec.programs:
+            raise LinkError(f"{spec.name}: attach target given for unknown program {prog_name!r}")
+        targets[prog_name] = target if isinstance(target, tuple) else (target, spec.programs[prog_name].attach_to)
+    return _Loader(spec, pin_root, kernel_btf, log_level, targets).run()
 
 
 def _feature(name: str) -> bool:
@@ -156,8 +164,10 @@ def _btf_features() -> Any:
 class _Loader:
     """One load: the resources created so far (closed if anything fails) and the steps in libbpf's order."""
 
-    def __init__(self, spec: ObjectSpec, pin_root: str, kernel_btf: str | BTF | None, log_level: int):
+    def __init__(self, spec: ObjectSpec, pin_root: str, kernel_btf: str | BTF | None, log_level: int,
+                 attach_targets: dict[str, tuple[Program, str]]):
         self.spec = spec
+        self.attach_targets = attach_targets
         self.pin_root = pin_root
         self.kernel_btf_arg = kernel_btf
         self.log_level = log_level
@@ -411,7 +421,10 @@ class _Loader:
         if prog.type == abi.BPF_PROG_TYPE_STRUCT_OPS:
             raise LinkError(f"{self.spec.name}: program {prog.name!r} (section {prog.section!r}): struct_ops "
                             "programs and maps are not supported by pybpf yet")
-        if prog.info is not None and prog.info.flags & SecFlag.ATTACH_BTF:
+        if prog.name in self.attach_targets:
+            target, func = self.attach_targets[prog.name]
+            attrs["attach_prog_fd"], attrs["attach_btf_id"] = target.fd, self._prog_func_id(prog, target, func)
+        elif prog.info is not None and prog.info.flags & SecFlag.ATTACH_BTF:
             attrs["attach_btf_id"], attrs["attach_btf_obj_fd"] = self._attach_btf_id(prog)
         kern_version = self.spec.kern_version
         if kern_version is None:
@@ -604,8 +617,8 @@ class _Loader:
             raise LinkError(f"{self.spec.name}: program {prog.name!r}: section {prog.section!r} names no attach "
                             "target (expected e.g. fentry/<function>)")
         if prog.type == abi.BPF_PROG_TYPE_EXT:
-            raise LinkError(f"{self.spec.name}: program {prog.name!r}: freplace needs a target program: not "
-                            "supported by pybpf yet")
+            raise LinkError(f"{self.spec.name}: program {prog.name!r}: an freplace program replaces a function of "
+                            f"a loaded BPF program: pass load(..., attach_targets={{{prog.name!r}: program}})")
         eat = prog.expected_attach_type
         kind = abi.BTF_KIND_FUNC
         prefix, sep, target = target.rpartition(":")  # "module:function" looks in that module only (as libbpf)
@@ -629,6 +642,25 @@ class _Loader:
             raise LinkError(f"{self.spec.name}: program {prog.name!r}: the kernel's BTF ({scope}) has no "
                             f"{'typedef' if kind == abi.BTF_KIND_TYPEDEF else 'function'} {name!r} to attach to")
         return found.id, module_fd
+
+
+    def _prog_func_id(self, prog: ProgramSpec, target: Program, func: str) -> int:
+        """The BTF id of function ``func`` in the loaded program ``target``'s BTF (an freplace or fentry/fexit
+        target inside a BPF program)."""
+        what = f"{self.spec.name}: program {prog.name!r}"
+        if not func:
+            raise LinkError(f"{what}: no function named to attach to in {target.name or 'the target'!r}: give "
+                            "attach_targets={name: (program, function)} or a section like freplace/<function>")
+        btf = target.btf()
+        if btf is None:
+            raise LinkError(f"{what}: the target program {target.name!r} was loaded without BTF, so it has no "
+                            f"function {func!r} to attach to")
+        found = btf.find(func, abi.BTF_KIND_FUNC)
+        if not found:
+            funcs = ", ".join(sorted(t.name for t in btf.types(abi.BTF_KIND_FUNC)))
+            raise LinkError(f"{what}: the target program {target.name!r} has no function {func!r} (its functions: "
+                            f"{funcs})")
+        return found[0].id
 
 
 def _missing_support(prog_type: int, insns: Any) -> str:

@@ -56,8 +56,12 @@ def test_every_object_loads_and_reads_through_its_skeleton(obj: str, bpf_skeleto
         assert skel.obj is not None and skel.loaded
         for name, prog in skel.obj.programs.items():
             assert isinstance(prog, Program)
-        for attr in getattr(mod, cls.__name__ + "Progs").__annotations__:
-            assert isinstance(getattr(skel.progs, attr), Program)
+        for attr, pspec in zip(getattr(mod, cls.__name__ + "Progs").__annotations__, skel.spec.programs.values()):
+            if pspec.autoload:
+                assert isinstance(getattr(skel.progs, attr), Program)
+            else:  # SEC("?...") programs are not loaded by default, as libbpf
+                with pytest.raises(BPFError, match="not loaded"):
+                    getattr(skel.progs, attr)
         for attr in sections:  # loading changed no initial value; reads now come from the live maps
             assert {v: getattr(getattr(skel, attr), v) for v in _vars(getattr(skel, attr))} == before[attr]
         spec, btf = skel.spec, skel.spec.btf
