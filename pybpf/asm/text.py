@@ -119,20 +119,20 @@ class _Line:
         return self.toks[self.i + ahead]
 
     def next(self) -> str:
-        tok = self.peek()
+        tok = self.toks[self.i]
         if not tok:
             raise self.error("incomplete statement")
         self.i += 1
         return tok
 
     def expect(self, *texts: str) -> str:
-        if self.peek() not in texts:
+        if self.toks[self.i] not in texts:
             raise self.error("expected " + " or ".join(repr(t) for t in texts))
         self.i += 1
         return texts[0] if len(texts) == 1 else self.toks[self.i - 1]
 
     def accept(self, text: str) -> bool:
-        if self.peek() == text:
+        if self.toks[self.i] == text:
             self.i += 1
             return True
         return False
@@ -143,7 +143,7 @@ class _Line:
 
     def reg(self, wide: bool | None = None) -> tuple[int, bool]:
         """A register; ``wide`` True demands ``rN``, False ``wN``."""
-        reg = _REGS.get(self.peek())
+        reg = _REGS.get(self.toks[self.i])
         if reg is None:
             raise self.error("expected a register r0-r10" + ("" if wide else " or w0-w10"))
         if wide is not None and reg[1] != wide:
@@ -152,8 +152,8 @@ class _Line:
         return reg
 
     def is_number(self) -> bool:
-        tok = self.peek()
-        return tok[:1].isdigit() or (tok in ("-", "+") and self.peek(1)[:1].isdigit())
+        tok = self.toks[self.i]
+        return tok[:1].isdigit() or (tok in ("-", "+") and self.toks[self.i + 1][:1].isdigit())
 
     def number(self, bounds: tuple[int, int], what: str = "immediate") -> int:
         """A signed or unsigned integer within ``bounds`` (inclusive); hex, decimal or C octal."""
@@ -248,19 +248,22 @@ class _Parser:
         return self.result
 
     def line(self, line: str, lineno: int) -> None:
-        header = _OBJDUMP_SECTION.match(line)
+        # (each cheap test before a regular expression only skips it where it cannot match: most lines are
+        # plain instructions, and this is the assembler's hot loop)
+        header = _OBJDUMP_SECTION.match(line) if line.startswith("Disassembly") else None
         if header:  # before comments are cut: a section name may hold '//' (uprobe//bin/bash:readline)
             self.switch(header[1])
             return
-        comment = _COMMENT.search(line)
+        comment = _COMMENT.search(line) if "/" in line or ";" in line or "#" in line else None
         body = line[:comment.start()] if comment else line
-        if not body or body.isspace():
+        stripped = body.lstrip()
+        if not stripped:
             return
         if not body[0].isspace() and self.objdump_header(body):
             return
         hint = None
         start = 0
-        prefix = _PREFIX.match(body)
+        prefix = _PREFIX.match(body) if stripped[0].isdigit() else None
         if prefix:
             start = prefix.end()
             rest = body[start:].lstrip()
@@ -269,10 +272,10 @@ class _Parser:
             hint = int(prefix[1], 16) if prefix[1] else None
         elif _VERIFIER_NOISE.match(body) or body.rstrip().endswith("):"):
             return  # verifier state and summary lines; bpftool's "int prog(struct xdp_md * ctx):"
-        annotation = _ANNOTATION.search(body, start)
+        annotation = _ANNOTATION.search(body, start) if ">" in body else None
         if annotation:
             body = body[:annotation.start()]
-        directive = _DIRECTIVE.match(body, start)
+        directive = _DIRECTIVE.match(body, start) if "." in body else None
         if directive:
             self.directive(directive[1], directive[2].strip(), lineno, body, directive.start(2))
             return
@@ -290,11 +293,11 @@ class _Parser:
         """llvm-objdump's ``file format``, ``Disassembly of section`` and ``<symbol>:`` lines."""
         if "file format" in body:
             return True
-        m = _OBJDUMP_SECTION.match(body)
+        m = _OBJDUMP_SECTION.match(body) if body.startswith("Disassembly") else None
         if m:
             self.switch(m[1])
             return True
-        m = _OBJDUMP_SYMBOL.match(body)
+        m = _OBJDUMP_SYMBOL.match(body) if body[0] in "0123456789abcdef" else None
         if m:
             self.label(m[1], 0)
             return True
