@@ -2,13 +2,15 @@
 probes guarded by semaphores): argument values through libbpf's usdt.bpf.h, the user cookie, the semaphore
 counted while attached (which is what makes function__entry fire), auto-attach from the section name, nothing
 left attached after close.  Each test runs its own python3.11 child, which waits on stdin until the probes are
-attached; programs filter by that child's pid (the perf events too)."""
+attached; programs filter by that child's pid (the perf events too).  A probe in a shared library: libstdc++'s
+libstdcxx:throw in a C++ child built by the test."""
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
-from typing import Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import pytest
 from conftest import kernel_skip
@@ -195,3 +197,47 @@ def test_errors(child_factory: type[Child]) -> None:
     with prog, m:
         with pytest.raises(LinkError, match="__bpf_usdt_specs"):
             attach_usdt(prog, PYTHON, "python", "gc__start")
+
+
+THROWER = r"""
+#include <stdexcept>
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]), caught = 0;
+    char go;
+    if (read(0, &go, 1) != 1)  /* waits until the probes are attached */
+        return 2;
+    for (int i = 0; i < n; i++) {
+        try { throw std::runtime_error("pybpf"); } catch (const std::exception &) { caught++; }
+    }
+    return caught == n ? 0 : 1;
+}
+"""
+
+
+def test_probe_in_a_shared_library(tmp_path: Any) -> None:
+    """libstdc++'s libstdcxx:throw (8@%rdi 8@%rsi: the exception object and its type_info), found by library
+    name in the child's mappings: one event per C++ throw of a child built here, none from anyone else."""
+    clang = shutil.which("clang++-19")
+    if clang is None:
+        kernel_skip("clang++-19 is needed to build the C++ target (apt install clang-19)", feature="usdt_target")
+    exe = tmp_path / "thrower"
+    subprocess.run([clang, "-O1", "-x", "c++", "-", "-o", str(exe)], input=THROWER, text=True, check=True)
+    proc = subprocess.Popen([str(exe), "7"], stdin=subprocess.PIPE)
+    try:
+        with pybpf.load(prebuilt.path("usdt"), globals={"target_pid": proc.pid}) as obj:
+            with attach_usdt(obj.programs["usdt_args"], "libstdc++.so.6", "libstdcxx", "throw", pid=proc.pid,
+                             cookie=0x5EED) as lk:
+                assert lk.target.startswith(f"/proc/{proc.pid}/root/") and ":libstdcxx:throw" in lk.target
+                proc.communicate(b"g", timeout=60)
+                assert proc.returncode == 0
+            seen = events(obj)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert len(seen) == 7, seen
+    assert all(e.pid == proc.pid and e.probe == 4 and e.arg_cnt == 2 and e.cookie == 0x5EED for e in seen)
+    assert all(e.args[0] and e.args[1] for e in seen) and len({e.args[1] for e in seen}) == 1  # one type_info
