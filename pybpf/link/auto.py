@@ -132,6 +132,9 @@ def _by_type(prog: Program, target: Any, options: dict[str, Any]) -> Link:
             raise ValueError(f"program {prog.name!r}: {tname.lower()} programs take no attach target "
                              f"(got {target!r}); pass options by keyword")
         return _func(_NO_TARGET[tname])(prog, **options)
+    if tname == "STRUCT_OPS":
+        raise BPFError(f"program {prog.name!r} (struct_ops) is not attached itself: register the struct_ops map "
+                       "that uses it, Object.attach_struct_ops(map_name)")
     raise BPFError(f"program {prog.name!r} ({tname.lower()}) cannot be attached without a section naming how; "
                    "use one of the pybpf.link.attach_* functions")
 

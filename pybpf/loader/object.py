@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import (
     BPFError, BTFError, KernelError, LinkError, NotSupported, SectionError, VerifierError, kernel_error,
@@ -18,6 +18,7 @@ from .spec import MAP_IN_MAP_TYPES, NO_BTF_MAP_TYPES, PIN_BY_NAME, MapSpec, Obje
 
 if TYPE_CHECKING:
     from ..btf import BTF
+    from ..link import Link
     from ..maps.map import Map
     from ..program import Program
     from ..sys.fd import FD
@@ -34,8 +35,9 @@ class Object:
     Owns every fd: :meth:`close` (or a ``with`` block) releases them all."""
 
     def __init__(self, spec: ObjectSpec, programs: dict[str, Program], maps: dict[str, Map],
-                 btf_fd: FD | None = None, btf_error: str = ""):
+                 btf_fd: FD | None = None, btf_error: str = "", struct_ops: dict[str, bytes] | None = None):
         self.spec = spec
+        self._struct_ops = struct_ops or {}  # struct_ops map name -> the value that registers it
         self.name = spec.name
         self.programs = programs
         self.maps = maps
@@ -52,6 +54,17 @@ class Object:
             if m.section == name and m.internal and m.name in self.maps:
                 return self.maps[m.name]
         raise KeyError(f"{self.name}: no map {name!r} (maps: {', '.join(self.maps) or 'none'})")
+
+    def attach_struct_ops(self, name: str) -> Link:
+        """Register struct_ops map ``name`` (a ``SEC(".struct_ops")``/``".struct_ops.link"`` variable, e.g. a
+        ``tcp_congestion_ops``) with the kernel; closing the link unregisters it (libbpf's
+        ``bpf_map__attach_struct_ops``)."""
+        from ..link.struct_ops import attach_struct_ops
+
+        if name not in self._struct_ops:
+            known = ", ".join(self._struct_ops) or "none"
+            raise KeyError(f"{self.name}: no struct_ops map {name!r} (struct_ops maps: {known})")
+        return attach_struct_ops(self.maps[name], self._struct_ops[name])
 
     def pin_programs(self, directory: str) -> dict[str, str]:
         """Pin every program as ``directory/<name>`` (``bpftool prog loadall`` layout); return name -> path."""
@@ -179,6 +192,7 @@ class _Loader:
         self._core_cache: dict[int, Any] = {}
         self._resolver: Any = None
         self._module_fds: dict[str, FD] = {}  # kernel BTF objects of modules, needed only while loading
+        self._struct_ops: dict[str, _StructOps] = {}  # struct_ops map name -> its kernel types
 
     def run(self) -> Object:
         """Every step in libbpf's order; on any failure close what was created and re-raise."""
@@ -186,11 +200,14 @@ class _Loader:
             self._check_programs()
             self._load_btf()
             self._create_maps()
+            targets = self._struct_ops_targets()
             for prog in self.spec.programs.values():
-                if prog.autoload:
-                    self.programs[prog.name] = self._load_program(prog)
+                # as libbpf: a struct_ops program no struct_ops variable uses is not loaded
+                if prog.autoload and (prog.type != abi.BPF_PROG_TYPE_STRUCT_OPS or prog.name in targets):
+                    self.programs[prog.name] = self._load_program(prog, targets.get(prog.name))
             self._init_prog_arrays()
-            return Object(self.spec, self.programs, self.maps, self.btf_fd, self.btf_error)
+            values = {name: self._struct_ops_value(name) for name in self._struct_ops}
+            return Object(self.spec, self.programs, self.maps, self.btf_fd, self.btf_error, values)
         except BaseException:
             for p in self.programs.values():
                 p.close()
@@ -342,6 +359,13 @@ class _Loader:
         mtype, ksize, vsize, entries, flags, extra = self._shape(m)
         name = m.name if _feature("prog_name") else ""
         attrs: dict[str, int] = {"numa_node": m.numa_node, "map_extra": extra}
+        if mtype == abi.BPF_MAP_TYPE_STRUCT_OPS:
+            kern = self._struct_ops[m.name] = self._struct_ops_kernel(m)
+            if self.btf_fd is None:  # the kernel wants the object's BTF too, though the value is a kernel type
+                raise LinkError(f"{self.spec.name}: struct_ops map {m.name!r} needs the object's BTF loaded into "
+                                f"the kernel, which failed: {self.btf_error}")
+            vsize, attrs["btf_vmlinux_value_type_id"] = kern.value.size, kern.value.id
+            attrs["btf_fd"] = self.btf_fd.fd
         if self.btf_fd is not None and (m.key_type or m.value_type) and mtype not in NO_BTF_MAP_TYPES:
             attrs.update(btf_fd=self.btf_fd.fd, btf_key_type_id=m.key_type, btf_value_type_id=m.value_type)
         template = None
@@ -390,7 +414,9 @@ class _Loader:
 
     # ---- programs -----------------------------------------------------------------------------------------
 
-    def _load_program(self, prog: ProgramSpec) -> Program:
+    def _load_program(self, prog: ProgramSpec, struct_ops: tuple[int, int] | None = None) -> Program:
+        """Relocate, link and load ``prog``; ``struct_ops`` is (kernel struct id, member index) for a struct_ops
+        program."""
         from ..program import Program
         from ..sys import syscall
         from .linker import link_program
@@ -418,9 +444,8 @@ class _Loader:
         if eat and prog.info is not None and prog.info.flags & SecFlag.EXP_ATTACH_OPT and \
                 not _feature("exp_attach_type"):
             eat = 0
-        if prog.type == abi.BPF_PROG_TYPE_STRUCT_OPS:
-            raise LinkError(f"{self.spec.name}: program {prog.name!r} (section {prog.section!r}): struct_ops "
-                            "programs and maps are not supported by pybpf yet")
+        if struct_ops is not None:  # the kernel checks it against the struct member it will be called as
+            attrs["attach_btf_id"], eat = struct_ops
         if prog.name in self.attach_targets:
             target, func = self.attach_targets[prog.name]
             attrs["attach_prog_fd"], attrs["attach_btf_id"] = target.fd, self._prog_func_id(prog, target, func)
@@ -644,6 +669,83 @@ class _Loader:
         return found.id, module_fd
 
 
+    # ---- struct_ops ---------------------------------------------------------------------------------------
+
+    def _struct_ops_kernel(self, m: MapSpec) -> _StructOps:
+        """The kernel's struct of struct_ops map ``m`` (``tcp_congestion_ops``), its value type
+        (``bpf_struct_ops_tcp_congestion_ops``) and where the struct sits in that value (member ``data``)."""
+        assert self.spec.btf is not None  # the reader made this map from BTF
+        name = self.spec.btf[m.value_type].name
+        what = f"{self.spec.name}: struct_ops map {m.name!r} (struct {name})"
+        try:
+            kstruct, module = self._kernel_type(name, abi.BTF_KIND_STRUCT)
+            kvalue, vmodule = self._kernel_type("bpf_struct_ops_" + name, abi.BTF_KIND_STRUCT)
+        except (OSError, BPFError) as e:
+            raise LinkError(f"{what} needs the kernel's BTF: {e}") from None
+        if kstruct is None or kvalue is None:
+            raise NotSupported("BPF_MAP_CREATE", 95, what, hint=f"this kernel has no struct_ops type {name!r}")
+        if module or vmodule:
+            raise NotSupported("BPF_MAP_CREATE", 95, what, hint=f"struct {name} is in kernel module {module or vmodule}"
+                               "'s BTF: pybpf creates struct_ops maps of vmlinux types only")
+        if m.flags & abi.BPF_F_LINK and self._kernel_type("bpf_struct_ops_link", abi.BTF_KIND_STRUCT)[0] is None:
+            raise NotSupported("BPF_MAP_CREATE", 95, what, hint="this kernel cannot register struct_ops through a "
+                               "bpf_link (SEC(\".struct_ops.link\"), Linux 6.4+): use SEC(\".struct_ops\")")
+        data = next((mb for mb in kvalue.members if mb.name == "data"), None)
+        if data is None:
+            raise LinkError(f"{what}: the kernel's bpf_struct_ops_{name} has no 'data' member")
+        return _StructOps(kstruct, kvalue, data.byte_offset)
+
+    def _struct_ops_targets(self) -> dict[str, tuple[int, int]]:
+        """Each struct_ops program used by a struct_ops map -> (kernel struct id, index of the member it is
+        assigned to): what BPF_PROG_LOAD checks it against.  One program serves one member of one struct type."""
+        assert not self._struct_ops or self.spec.btf is not None
+        out: dict[str, tuple[int, int]] = {}
+        for name, kern in self._struct_ops.items():
+            m = self.spec.maps[name]
+            local = self.spec.btf[m.value_type]  # type: ignore[index]
+            by_offset = {mb.byte_offset: mb.name for mb in local.members}
+            index = {mb.name: i for i, mb in enumerate(kern.struct.members)}
+            for off, prog in sorted(m.values.items()):
+                member = by_offset.get(off)
+                if member not in index:
+                    raise LinkError(f"{self.spec.name}: struct_ops map {name!r}: program {prog!r} is assigned to "
+                                    f"member {member or f'at offset {off}'!r}, which the kernel's struct "
+                                    f"{kern.struct.name} does not have")
+                target = (kern.struct.id, index[member])
+                if out.setdefault(prog, target) != target:
+                    raise LinkError(f"{self.spec.name}: struct_ops program {prog!r} is used for two different "
+                                    "members: load one program per member")
+        return out
+
+    def _struct_ops_value(self, name: str) -> bytes:
+        """The value that registers struct_ops map ``name``: the kernel's value struct with the object's
+        variable copied member by member (by name) into its ``data`` and each function pointer set to its
+        program's fd (as libbpf's bpf_map__init_kern_struct_ops)."""
+        m, kern = self.spec.maps[name], self._struct_ops[name]
+        btf = self.spec.btf
+        assert btf is not None and m.data is not None
+        out = bytearray(kern.value.size)
+        kmembers = {mb.name: mb for mb in kern.struct.members}
+        what = f"{self.spec.name}: struct_ops map {name!r}"
+        for mb in btf[m.value_type].members:  # type: ignore[union-attr]
+            off, size = mb.byte_offset, btf.size_of(mb.type_id)
+            prog = m.values.get(off)
+            kmb = kmembers.get(mb.name)
+            if kmb is None:
+                if prog is not None or any(m.data[off:off + size]):
+                    raise LinkError(f"{what}: member {mb.name!r} is set, but the kernel's struct "
+                                    f"{kern.struct.name} has no such member")
+                continue
+            at = kern.data_offset + kmb.byte_offset
+            if prog is not None:
+                out[at:at + 8] = self.programs[prog].fd.to_bytes(8, "little")
+            elif any(m.data[off:off + size]):
+                if mb.bitfield_size or kmb.bitfield_size or size != self._targets()[0].size_of(kmb.type_id):
+                    raise LinkError(f"{what}: member {mb.name!r} has another size in the kernel's struct "
+                                    f"{kern.struct.name}")
+                out[at:at + size] = m.data[off:off + size]
+        return bytes(out)
+
     def _prog_func_id(self, prog: ProgramSpec, target: Program, func: str) -> int:
         """The BTF id of function ``func`` in the loaded program ``target``'s BTF (an freplace or fentry/fexit
         target inside a BPF program)."""
@@ -661,6 +763,15 @@ class _Loader:
             raise LinkError(f"{what}: the target program {target.name!r} has no function {func!r} (its functions: "
                             f"{funcs})")
         return found[0].id
+
+
+class _StructOps(NamedTuple):
+    """A struct_ops map's kernel types: the struct (``tcp_congestion_ops``), the map value holding it
+    (``bpf_struct_ops_tcp_congestion_ops``) and the byte offset of the struct in that value."""
+
+    struct: Any
+    value: Any
+    data_offset: int
 
 
 def _missing_support(prog_type: int, insns: Any) -> str:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, with the NUL
 _DATA_PREFIXES = (".data", ".rodata")
+STRUCT_OPS_SECTIONS = (".struct_ops", ".struct_ops.link")
 _LEGACY_DEF = struct.Struct("<5I")  # struct bpf_map_def: type, key_size, value_size, max_entries, map_flags
 
 
@@ -74,6 +75,7 @@ class _Reader:
         self.maps_index = -1  # .maps
         self.legacy_index = -1  # maps
         self.data_sections: dict[int, E.Section] = {}
+        self.struct_ops_sections: dict[int, E.Section] = {}  # .struct_ops, .struct_ops.link
         self.functions: dict[tuple[int, int], ProgramSpec] = {}  # (section index, slot) -> function
         self.map_at: dict[tuple[int, int], MapSpec] = {}  # (section index, offset) -> map
         self.data_map: dict[int, MapSpec] = {}  # data section index -> its internal map
@@ -110,6 +112,8 @@ class _Reader:
                 self.maps_index = sec.index
             elif name == "maps":
                 self.legacy_index = sec.index
+            elif name in STRUCT_OPS_SECTIONS and sec.type == E.SHT_PROGBITS and sec.size:
+                self.struct_ops_sections[sec.index] = sec
             elif name in (".BTF", ".BTF.ext"):
                 if sec.type != E.SHT_PROGBITS:
                     raise self.fail(f"section {name!r} has type {sec.type}, not PROGBITS")
@@ -205,6 +209,7 @@ class _Reader:
         if self.legacy_index >= 0:
             self._legacy_maps()
         self._data_maps()
+        self._struct_ops_maps()
         self._collect_externs()
 
     def _collect_externs(self) -> None:
@@ -388,6 +393,28 @@ class _Reader:
             self.data_map[idx] = m
             self._variables(sec, m, datasec)
 
+    def _struct_ops_maps(self) -> None:
+        """One BPF_MAP_TYPE_STRUCT_OPS map per variable of ``.struct_ops``/``.struct_ops.link`` (as libbpf): named
+        after the variable, its value the variable's struct (``values`` gets the programs in its function
+        pointers from the relocations)."""
+        from ..btf import Datasec, Struct, Var
+
+        btf = self.spec.btf
+        for idx, sec in sorted(self.struct_ops_sections.items()):
+            found = btf.find(sec.name, abi.BTF_KIND_DATASEC) if btf is not None else []
+            if btf is None or not found or not isinstance(found[0], Datasec):
+                raise self.fail(f"section {sec.name!r} has no BTF DATASEC: struct_ops maps are described by BTF "
+                                "(compile with -g)")
+            flags = abi.BPF_F_LINK if sec.name == ".struct_ops.link" else 0
+            for v in found[0].vars:
+                var = btf[v.type_id]
+                struct = btf.resolve(var.type_id) if isinstance(var, Var) else None
+                if not isinstance(var, Var) or not isinstance(struct, Struct) or v.offset + v.size > sec.size:
+                    raise self.fail(f"{sec.name}: entry [{v.type_id}] is not a struct variable inside the section")
+                m = MapSpec(var.name, abi.BPF_MAP_TYPE_STRUCT_OPS, 4, struct.size, 1, flags, value_type=struct.id,
+                            data=sec.data[v.offset:v.offset + v.size], section=sec.name, offset=v.offset)
+                self._add_map(m, idx)
+
     def _variables(self, sec: E.Section, m: MapSpec, datasec: Any) -> None:
         btf = self.spec.btf
         types: dict[str, tuple[int, int]] = {}
@@ -428,6 +455,8 @@ class _Reader:
                 self._code_relocations(sec, rels, by_section.get(target, []))
             elif target == self.maps_index:
                 self._values_relocations(sec, rels)
+            elif target in self.struct_ops_sections:
+                self._struct_ops_relocations(sec, rels)
             elif not sec.name.startswith((".BTF", ".debug")):  # type/line info: offsets, not addresses
                 for rel in rels:
                     self.spec.relocations.append(Relocation(sec.name, rel.offset, rel.type_name,
@@ -577,6 +606,24 @@ class _Reader:
             m.values[moff // 8] = sym_name
             self.spec.relocations.append(Relocation(".maps", rel.offset, rel.type_name, sym_name, "values",
                                                     f"{m.name}[{moff // 8}]"))
+
+    def _struct_ops_relocations(self, sec: E.Section, rels: list[E.Rel]) -> None:
+        """The programs in a struct_ops variable's function pointers (libbpf's collect_st_ops_relos):
+        ``values`` maps the member's byte offset in the struct to the program."""
+        maps = [m for m in self.spec.maps.values() if m.section == sec.name]
+        for n, rel in enumerate(rels):
+            sym_name = self.elf.symbol_name(rel.symbol)
+            where = f"{self.where}: {sec.name} relocation #{n} (offset {rel.offset}, {sym_name!r})"
+            m = next((m for m in maps if m.offset <= rel.offset and rel.offset + 8 <= m.offset + m.value_size), None)
+            if m is None:
+                raise LinkError(f"{where}: not inside any struct_ops variable")
+            prog = self.spec.programs.get(sym_name)
+            if prog is None or prog.type != abi.BPF_PROG_TYPE_STRUCT_OPS or prog.section_index != rel.symbol.shndx \
+                    or prog.offset * 8 != rel.symbol.value:
+                raise LinkError(f"{where}: {sym_name!r} is not a struct_ops program (SEC(\"struct_ops/...\"))")
+            m.values[rel.offset - m.offset] = sym_name
+            self.spec.relocations.append(Relocation(sec.name, rel.offset, rel.type_name, sym_name, "struct_ops",
+                                                    f"{m.name}+{rel.offset - m.offset}"))
 
     def _extern_section(self, name: str) -> str:
         """The DATASEC (``.kconfig``, ``.ksyms``) an extern's BTF VAR/FUNC sits in, or ``""`` without BTF."""

@@ -25,7 +25,7 @@ PIN_NONE, PIN_BY_NAME = 0, 1
 #: Map types whose BTF key/value ids libbpf never passes to the kernel.
 NO_BTF_MAP_TYPES = frozenset(getattr(abi, "BPF_MAP_TYPE_" + n) for n in (
     "PERF_EVENT_ARRAY", "CGROUP_ARRAY", "STACK_TRACE", "ARRAY_OF_MAPS", "HASH_OF_MAPS", "DEVMAP", "DEVMAP_HASH",
-    "CPUMAP", "XSKMAP", "SOCKMAP", "SOCKHASH", "QUEUE", "STACK"))
+    "CPUMAP", "XSKMAP", "SOCKMAP", "SOCKHASH", "QUEUE", "STACK", "STRUCT_OPS"))
 MAP_IN_MAP_TYPES = frozenset((abi.BPF_MAP_TYPE_ARRAY_OF_MAPS, abi.BPF_MAP_TYPE_HASH_OF_MAPS))
 
 

@@ -141,6 +141,14 @@ def map_update_elem(map_fd: int, key: bytes, value: bytes, flags: int = abi.BPF_
     bpf(abi.BPF_MAP_UPDATE_ELEM, a, detail)
 
 
+def map_delete_elem(map_fd: int, key: bytes, detail: str = "") -> None:
+    """BPF_MAP_DELETE_ELEM with raw key bytes (not the hot path: :class:`ElemOps` is)."""
+    kbuf = ffi.from_buffer(key)
+    a = new_attr()
+    a.map_fd, a.key = map_fd, address(kbuf)
+    bpf(abi.BPF_MAP_DELETE_ELEM, a, detail)
+
+
 class ElemOps:
     """Element operations on one map over buffers allocated once (the map hot path).
 

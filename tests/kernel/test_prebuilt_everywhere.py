@@ -23,7 +23,8 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     },
     "6.12": {},
     "6.1": {"ksyms.bpf.o": "'bpf_task_acquire': the kernel's BTF (vmlinux and modules) has no kfunc of that "
-                           "name"},  # kfunc since 6.2
+                           "name",  # kfunc since 6.2
+            "struct_ops.bpf.o": "through a bpf_link"},  # SEC(".struct_ops.link"): 6.4
     "5.10": {
         "btf_maps.bpf.o": "this kernel has no bloom_filter maps",  # 5.16
         "maps_tour.bpf.o": "this kernel has no bloom_filter maps",
@@ -34,6 +35,7 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
         # no module BTF before 5.11 (veth is a module); conntrack kfuncs since 6.0
         "module_fentry.bpf.o": "has no function 'veth_xmit' to attach to",
         "module_kfunc.bpf.o": "'bpf_xdp_ct_lookup': the kernel's BTF (vmlinux and modules) has no kfunc",
+        "struct_ops.bpf.o": "through a bpf_link",
     },
 }
 

@@ -72,9 +72,9 @@ def test_probe(kernel: str) -> None:
 # any other reason fails (PYBPF_REQUIRE_KERNEL=1), exactly as on the host.
 ABSENT = {
     # Debian 5.10 boots without the BPF LSM and has no module BTF (5.11) nor conntrack kfuncs (6.0);
-    # load-acquire/store-release came in 6.15
-    "5.10": "kprobe_multi,perf_link,lsm,uprobe_multi,hw_perf,module_btf,ct_kfunc,load_acquire",
-    "6.1": "kprobe_multi,hw_perf,load_acquire",  # CONFIG_FPROBE is off in Debian's 6.1
+    # load-acquire/store-release came in 6.15, struct_ops through a bpf_link in 6.4
+    "5.10": "kprobe_multi,perf_link,lsm,uprobe_multi,hw_perf,module_btf,ct_kfunc,load_acquire,struct_ops_link",
+    "6.1": "kprobe_multi,hw_perf,load_acquire,struct_ops_link",  # CONFIG_FPROBE is off in Debian's 6.1
     "6.12": "hw_perf,load_acquire",
     "newest": "hw_perf",
 }
