@@ -80,8 +80,9 @@ def _describe_links(session: Session) -> list[dict[str, Any]]:
     out = []
     for name, link in session.links.items():
         info = link.info()
-        out.append({"program": name, "prog_id": session.obj.programs[name].info().id, "link_id": info.id,
-                    "kind": link.kind, "target": link.target, "mechanism": link.mechanism})
+        prog = session.obj.programs.get(name)  # else a struct_ops map, registered as a whole
+        entry = {"program": name, "prog_id": prog.info().id} if prog else {"struct_ops": name, "program": None}
+        out.append({**entry, "link_id": info.id, "kind": link.kind, "target": link.target, "mechanism": link.mechanism})
     return out
 
 
@@ -91,7 +92,8 @@ def _announce(s: Session, json: bool) -> None:
     if json:
         emit_json({"kind": "attached", "object": s.obj.name, "links": links})
     else:
-        what = ", ".join(f"{d['program']} ({' '.join(filter(None, (d['kind'], d['target'])))})" for d in links)
+        what = ", ".join(f"{d['program'] or d['struct_ops']} ({' '.join(filter(None, (d['kind'], d['target'])))})"
+                         for d in links)
         print(f"pybpf: {s.obj.name}: attached {what or 'nothing'}; Ctrl-C to stop", file=sys.stderr, flush=True)
 
 

@@ -162,8 +162,11 @@ class Skeleton:
         name, e.g. ``xdp_drop="eth0"``); the links are kept in :attr:`links` and closed by :meth:`close`."""
         obj = self._live_object()
         for attr, prog in zip(py_names(list(obj.programs)), obj.programs.values()):
-            if attr not in self.links:
+            if attr not in self.links and prog.type != abi.BPF_PROG_TYPE_STRUCT_OPS:  # those: through their map
                 self.links[attr] = prog.attach(targets.get(attr))
+        for name in obj.struct_ops_maps:  # registered, as libbpf's skeleton attach does
+            if name not in self.links:
+                self.links[name] = obj.attach_struct_ops(name)
         return self
 
     def detach(self) -> None:

@@ -55,6 +55,11 @@ class Object:
                 return self.maps[m.name]
         raise KeyError(f"{self.name}: no map {name!r} (maps: {', '.join(self.maps) or 'none'})")
 
+    @property
+    def struct_ops_maps(self) -> list[str]:
+        """The struct_ops maps (``SEC(".struct_ops")`` variables), registered by :meth:`attach_struct_ops`."""
+        return list(self._struct_ops)
+
     def attach_struct_ops(self, name: str) -> Link:
         """Register struct_ops map ``name`` (a ``SEC(".struct_ops")``/``".struct_ops.link"`` variable, e.g. a
         ``tcp_congestion_ops``) with the kernel; closing the link unregisters it (libbpf's
@@ -738,6 +743,9 @@ class _Loader:
                 continue
             at = kern.data_offset + kmb.byte_offset
             if prog is not None:
+                if prog not in self.programs:
+                    raise LinkError(f"{what}: member {mb.name!r} is program {prog!r}, which was not loaded: load it "
+                                    f"too, or delete the map from the spec (del spec.maps[{name!r}])")
                 out[at:at + 8] = self.programs[prog].fd.to_bytes(8, "little")
             elif any(m.data[off:off + size]):
                 if mb.bitfield_size or kmb.bitfield_size or size != self._targets()[0].size_of(kmb.type_id):

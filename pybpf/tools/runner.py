@@ -105,16 +105,21 @@ class Session:
     def _attach(self, targets: Mapping[str, Any], options: Mapping[str, Mapping[str, Any]], optional: set[str],
                 netns: str | None) -> None:
         from ..errors import KernelError
+        from ..sys import abi
         from ..sys.netns import entered
 
         with entered(netns) if netns else nullcontext():
             for name, prog in self.obj.programs.items():
+                if prog.type == abi.BPF_PROG_TYPE_STRUCT_OPS:
+                    continue  # registered with its struct_ops map below
                 try:
                     self.links[name] = prog.attach(targets.get(name), **options.get(name, {}))
                 except KernelError as e:
                     if name not in optional:
                         raise
                     self.skipped[name] = str(e)
+            for name in self.obj.struct_ops_maps:
+                self.links[name] = self.obj.attach_struct_ops(name)
 
     # --- what the object offers ---------------------------------------------------------------------------
 

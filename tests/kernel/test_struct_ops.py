@@ -1,12 +1,13 @@
 """struct_ops on the real kernel: prebuilt struct_ops.bpf.o is a TCP congestion control written in BPF
 (struct tcp_congestion_ops), registered through a bpf_link (SEC(".struct_ops.link")) and by the map update
-(SEC(".struct_ops")).  Each test gives it a unique name, registers it, runs one loopback connection with it
-(TCP_CONGESTION) and checks that its programs ran for that socket: init exactly once, cong_avoid on ACKs; closing
-the link unregisters it."""
+(SEC(".struct_ops")).  Each test gives it names unique to the test, registers it, runs one loopback connection with
+it (TCP_CONGESTION) and checks that its programs ran for that socket: init exactly once, cong_avoid on ACKs;
+closing the link unregisters it."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import pytest
 from conftest import kernel_skip
@@ -25,17 +26,18 @@ def available() -> list[str]:
         return f.read().split()
 
 
-def named(uniq: str) -> tuple[ObjectSpec, str]:
-    """The object with both variables renamed to a name unique to this test (names are global)."""
-    spec = ObjectFile(prebuilt.path("struct_ops"))
-    name = f"pb{uniq}"[:15]
+def rename(spec: ObjectSpec, uniq: str) -> dict[str, str]:
+    """Give both variables of ``spec`` a name unique to this test (congestion control names are global to the
+    kernel); return map name -> its congestion control's name."""
     assert spec.btf is not None
-    for m in (spec.maps["pybpf_cc"], spec.maps["pybpf_cc_old"]):
+    names = {"pybpf_cc": f"pl{uniq}"[:15], "pybpf_cc_old": f"po{uniq}"[:15]}
+    for map_name, cc in names.items():
+        m = spec.maps[map_name]
         member = next(mb for mb in spec.btf[m.value_type].members if mb.name == "name")
         data = bytearray(m.data or b"")
-        data[member.byte_offset:member.byte_offset + 16] = name.encode().ljust(16, b"\0")
+        data[member.byte_offset:member.byte_offset + 16] = cc.encode().ljust(16, b"\0")
         m.data = bytes(data)
-    return spec, name
+    return names
 
 
 def one_connection(cc: str) -> str:
@@ -62,37 +64,58 @@ def load(spec: ObjectSpec, feature: str) -> pybpf.Object:
 
 
 @pytest.fixture
-def loaded(uniq: str) -> Iterator[tuple[pybpf.Object, str]]:
-    spec, name = named(uniq)
+def loaded(uniq: str) -> Iterator[tuple[pybpf.Object, dict[str, str]]]:
+    spec = ObjectFile(prebuilt.path("struct_ops"))
+    names = rename(spec, uniq)
     with load(spec, "struct_ops_link") as obj:
-        yield obj, name
+        yield obj, names
 
 
 @pytest.mark.feature("struct_ops_link")
-def test_link_registers_a_congestion_control(loaded: tuple[pybpf.Object, str]) -> None:
-    obj, name = loaded
-    assert name not in available()
+def test_link_registers_a_congestion_control(loaded: tuple[pybpf.Object, dict[str, str]]) -> None:
+    obj, names = loaded
+    cc = names["pybpf_cc"]
+    assert cc not in available()
     with obj.attach_struct_ops("pybpf_cc") as link:
         assert (link.kind, link.mechanism, link.target) == ("struct_ops", "bpf_link", "pybpf_cc")
         assert link.info().type_name == "struct_ops"
-        assert name in available()
-        assert one_connection(name) == name
+        assert cc in available()
+        assert one_connection(cc) == cc
         counts = obj.map(".bss")[0]
         assert counts.inits == 1 and counts.acks >= 1
-    assert name not in available()
+    assert cc not in available()
 
 
 @pytest.mark.feature("struct_ops")
 def test_map_update_registers_the_older_way(uniq: str) -> None:
     """SEC(".struct_ops") alone (the link variable left out of the spec, so this runs before Linux 6.4 too)."""
-    spec, name = named(uniq)
+    spec = ObjectFile(prebuilt.path("struct_ops"))
+    cc = rename(spec, uniq)["pybpf_cc_old"]
     del spec.maps["pybpf_cc"]
     with load(spec, "struct_ops") as obj:
         with obj.attach_struct_ops("pybpf_cc_old") as link:
-            assert link.mechanism == "map_update" and name in available()
-            assert one_connection(name) == name
+            assert link.mechanism == "map_update" and cc in available()
+            assert one_connection(cc) == cc
             assert obj.map(".bss")[0].inits == 1
-        assert name not in available()
+        assert cc not in available()
+
+
+@pytest.mark.feature("struct_ops_link")
+def test_skeleton_attach_registers_every_struct_ops_map(uniq: str, bpf_skeleton: Callable[..., ModuleType]) -> None:
+    """As libbpf's skeleton attach: attach() registers the struct_ops maps (their programs are not attached
+    themselves); close() unregisters them."""
+    mod = bpf_skeleton(prebuilt.path("struct_ops"))
+    with mod.StructOps() as skel:
+        names = rename(skel.spec, uniq)
+        try:
+            skel.load()
+        except pybpf.NotSupported as e:
+            kernel_skip(f"struct_ops.bpf.o does not load here: {e}", feature="struct_ops_link")
+        skel.attach()
+        assert sorted(skel.links) == ["pybpf_cc", "pybpf_cc_old"]
+        assert set(names.values()) <= set(available())
+        assert one_connection(names["pybpf_cc_old"]) == names["pybpf_cc_old"]
+    assert not set(names.values()) & set(available())
 
 
 def test_struct_ops_maps_and_programs_as_the_object_describes_them() -> None:
@@ -107,9 +130,12 @@ def test_struct_ops_maps_and_programs_as_the_object_describes_them() -> None:
         "undo_cwnd": "pybpf_undo_cwnd"}
 
 
-def test_errors(loaded: tuple[pybpf.Object, str]) -> None:
+def test_errors(loaded: tuple[pybpf.Object, dict[str, str]]) -> None:
     obj, _ = loaded
     with pytest.raises(pybpf.BPFError, match=r"attach_struct_ops\(map_name\)"):
         obj.programs["pybpf_init"].attach()
     with pytest.raises(KeyError, match="struct_ops maps: pybpf_cc, pybpf_cc_old"):
         obj.attach_struct_ops("nope")
+    assert obj.struct_ops_maps == ["pybpf_cc", "pybpf_cc_old"]
+    with pytest.raises(pybpf.LinkError, match="program 'pybpf_cong_avoid', which was not loaded"):
+        pybpf.load(prebuilt.path("struct_ops"), programs=["pybpf_ssthresh"])
