@@ -122,7 +122,7 @@ fi
 
 tmp=$(mktemp -d)
 
-# clang's BTF output depends on the compiler's memory layout, which the length of its working directory shifts
+# clang's BTF output can depend on its working directory, most likely through the compiler's memory layout
 # (execsnoop's .BTF listed three types in another order when built from another checkout). So every build
 # compiles in one fixed directory holding a copy of the sources, with fixed output names; a lock keeps
 # concurrent builds out of each other's way.
