@@ -30,9 +30,9 @@ ATOMIC_OPS: dict[int, str] = {BPF_ADD: "+=", BPF_OR: "|=", BPF_AND: "&=", BPF_XO
 ATOMIC_FETCH_OPS: dict[int, str] = {
     BPF_ADD | BPF_FETCH: "add", BPF_OR | BPF_FETCH: "or", BPF_AND | BPF_FETCH: "and", BPF_XOR | BPF_FETCH: "xor",
 }
-#: The ordered accesses of cpu v4 (Linux 6.15+, llvm 20+; llvm-19 has neither): ``imm`` of BPF_ATOMIC -> name.
-#: Unlike the read-modify-write atomics they come in all four widths.
-ORDERED_OPS: dict[int, str] = {BPF_LOAD_ACQ: "load_acquire", BPF_STORE_REL: "store_release"}
+#: The ``imm`` of the ordered accesses of cpu v4, load-acquire and store-release (Linux 6.15+, llvm 20+; llvm-19
+#: has neither).  Unlike the read-modify-write atomics they come in all four widths.
+ORDERED_OPS = frozenset({BPF_LOAD_ACQ, BPF_STORE_REL})
 #: Every ``imm`` a 32/64-bit BPF_ATOMIC instruction may carry (8/16-bit ones: only :data:`ORDERED_OPS`).
 ATOMIC_IMMS = frozenset({*ATOMIC_OPS, *ATOMIC_FETCH_OPS, BPF_XCHG, BPF_CMPXCHG, *ORDERED_OPS})
 #: Access width in bits of each BPF_SIZE value, and back.

@@ -21,10 +21,15 @@ _KEY0 = struct.pack("<I", 0)
 def attach_struct_ops(m: Map, value: bytes) -> Link:
     """Register struct_ops map ``m`` with ``value``; the returned Link unregisters it when closed."""
     detail = f"struct_ops map {m.name!r}"
-    syscall.map_update_elem(m.fd, _KEY0, value, detail=detail)
-    if m.flags & abi.BPF_F_LINK:
+    if m.flags & abi.BPF_F_LINK:  # the update only fills the value in; the link registers it
+        syscall.map_update_elem(m.fd, _KEY0, value, detail=detail)
         return Link(syscall.link_create(m.fd, 0, abi.BPF_STRUCT_OPS), "struct_ops", target=m.name)
-    fd = m.dup_fd()  # the registration outlives a closed Map object until the Link is closed
+    fd = m.dup_fd()  # taken first: the registration outlives a closed Map object until the Link is closed
+    try:
+        syscall.map_update_elem(fd.fd, _KEY0, value, detail=detail)
+    except BaseException:
+        fd.close()
+        raise
 
     def unregister() -> None:
         try:

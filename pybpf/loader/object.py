@@ -673,7 +673,6 @@ class _Loader:
                             f"{'typedef' if kind == abi.BTF_KIND_TYPEDEF else 'function'} {name!r} to attach to")
         return found.id, module_fd
 
-
     # ---- struct_ops ---------------------------------------------------------------------------------------
 
     def _struct_ops_kernel(self, m: MapSpec) -> _StructOps:

@@ -80,7 +80,7 @@ def instructions(draw: st.DrawFn, code: int | None = None, llvm: bool = True) ->
         if SIZE_BITS[code & 0x18] < 32:
             imms = ORDERED_OPS
         else:
-            imms = ATOMIC_IMMS - set(ORDERED_OPS) if llvm else ATOMIC_IMMS
+            imms = ATOMIC_IMMS - ORDERED_OPS if llvm else ATOMIC_IMMS
         return Instruction(code, dst, src, off, draw(st.sampled_from(sorted(imms))))
     assert cls == BPF_STX
     return Instruction(code, dst, src, off)
