@@ -631,7 +631,8 @@ class _Tail:
 
 
 def run_vm(kernel: Kernel, command: list[str], *, busybox: Path, timeout: float, smp: int, mem: int,
-           modules: list[str], env: dict[str, str], cwd: str, verbose: bool, console_copy: Path | None) -> int:
+           modules: list[str], env: dict[str, str], cwd: str, verbose: bool, console_copy: Path | None,
+           tcg_thread: str = "single") -> int:
     qemu = shutil.which("qemu-system-x86_64")
     if not qemu:
         raise VMError("no qemu-system-x86_64: apt-get install qemu-system-x86")
@@ -654,7 +655,7 @@ def run_vm(kernel: Kernel, command: list[str], *, busybox: Path, timeout: float,
         console, out, ctl = tmp / "console.log", tmp / "out.log", tmp / "ctl.log"
         append = "console=ttyS0 panic=-1 rdinit=/init loglevel=4 mitigations=off random.trust_cpu=on"
         qcmd = [
-            qemu, "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", str(smp), "-m", f"{mem}M",
+            qemu, "-accel", f"tcg,thread={tcg_thread}", "-cpu", "max", "-smp", str(smp), "-m", f"{mem}M",
             "-object", f"memory-backend-memfd,id=mem,size={mem}M,share=on", "-numa", "node,memdev=mem",
             "-chardev", f"socket,id=vfs,path={sock}", "-device", "vhost-user-fs-pci,chardev=vfs,tag=host",
             "-device", "virtio-rng-pci",
@@ -662,7 +663,7 @@ def run_vm(kernel: Kernel, command: list[str], *, busybox: Path, timeout: float,
             "-nodefaults", "-display", "none", "-no-reboot",
             "-serial", f"file:{console}", "-serial", f"file:{out}", "-serial", f"file:{ctl}",
         ]
-        log(f"booting {kernel.release or kernel.vmlinuz} (tcg, {smp} cpus, {mem} MiB); "
+        log(f"booting {kernel.release or kernel.vmlinuz} (tcg {tcg_thread}-threaded, {smp} cpus, {mem} MiB); "
             f"command: {shlex.join(command)}")
         t_boot = time.monotonic()
         with open(tmp / "qemu.log", "wb") as qlog:
@@ -712,7 +713,7 @@ def run_vm(kernel: Kernel, command: list[str], *, busybox: Path, timeout: float,
         if console_copy:
             shutil.copyfile(console, console_copy)
         if rc is None:
-            con_tail = console.read_bytes()[-3000:].decode(errors="replace") if console.exists() else ""
+            con_tail = _console_excerpt(console.read_bytes()) if console.exists() else ""
             qerr = (tmp / "qemu.log").read_text(errors="replace")[-1500:]
             raise VMError(f"the VM stopped without the command's exit status{': ' + failed if failed else ''}\n"
                           f"--- qemu ---\n{qerr}\n--- console (tail) ---\n{con_tail}")
@@ -721,6 +722,17 @@ def run_vm(kernel: Kernel, command: list[str], *, busybox: Path, timeout: float,
         _stop(vm)
         _stop(vfsd)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _console_excerpt(con: bytes) -> str:
+    """The part of a dead guest's console that says why: from a few lines before its first oops or panic line
+    on, else its tail."""
+    m = re.search(rb"BUG:|Oops|general protection|invalid opcode|Kernel panic|cut here", con)
+    if not m:
+        return con[-3000:].decode(errors="replace")
+    before = con[:m.start()].splitlines(keepends=True)[-5:]
+    start = m.start() - sum(len(x) for x in before)
+    return con[start:start + 6000].decode(errors="replace")
 
 
 def _on_signal(signum: int, _frame: object) -> None:
@@ -743,6 +755,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds before qemu is killed (exit 124); default 1800 or $PYBPF_VM_TIMEOUT")
     ap.add_argument("--smp", type=int, default=min(os.cpu_count() or 1, 4))
     ap.add_argument("--mem", type=int, default=2048, help="guest memory in MiB")
+    ap.add_argument("--tcg-thread", choices=("single", "multi"), default=os.environ.get("PYBPF_VM_TCG", "single"),
+                    help="qemu's TCG threading (default single, or $PYBPF_VM_TCG): with multi, guest kernel "
+                         "text patching (kprobes, jump labels) once crashed a 6.12 guest; single runs the vCPUs "
+                         "in turn on one host thread, so a code write is seen by every vCPU at once")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--refresh", action="store_true", help="look for a newer kernel build than the cached one")
     ap.add_argument("--fetch-only", action="store_true", help="download and extract, do not boot")
@@ -783,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         mods = BOOT_MODULES + TEST_MODULES + [m for x in args.load for m in x.split(",") if m]
         return run_vm(kernel, command, busybox=busybox, timeout=args.timeout, smp=args.smp,
                       mem=args.mem, modules=mods, env=env, cwd=args.cwd, verbose=args.verbose,
-                      console_copy=args.console)
+                      console_copy=args.console, tcg_thread=args.tcg_thread)
     except VMError as e:
         log(f"error: {e}")
         return 125
