@@ -6,7 +6,7 @@ Always correct, or not used:
 * an entry is found by a digest of its *key*, which the caller makes from everything the data depends on: a
   content hash of the input and :func:`code_key` of the modules that computed it (so a new pybpf, or an edited
   source file, never reads an old entry);
-* the file repeats the key's digest and carries a checksum of its payload, so a truncated, corrupt or foreign
+* the file repeats the key's digest and carries a CRC-32 of its payload, so a truncated, corrupt or foreign
   file is ignored (and rewritten by the caller);
 * the directory is used only if it is ours (owned by the effective user, writable by nobody else): a cache
   that others could write would let them choose what we load;
@@ -20,19 +20,31 @@ from __future__ import annotations
 
 import os
 import sys
-from hashlib import sha256
 from typing import TYPE_CHECKING
+
+try:  # CPython's own BLAKE2: `hashlib` would first load OpenSSL's libcrypto, ~10 ms of a tool's start
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - other Pythons
+    from hashlib import blake2b
 
 if TYPE_CHECKING:
     import mmap
 
-_MAGIC = b"pybpf-cache 1\n"
-DIGEST_SIZE = 32  # bytes of a digest (SHA-256)
+_MAGIC = b"pybpf-cache 2\n"
+DIGEST_SIZE = 32  # bytes of a digest (BLAKE2b-256)
 
 
 def digest(data: bytes | mmap.mmap) -> bytes:
-    """The content hash used in keys (SHA-256)."""
-    return sha256(data).digest()
+    """The content hash used in keys (BLAKE2b, 32 bytes)."""
+    return blake2b(data, digest_size=DIGEST_SIZE).digest()
+
+
+def _checksum(payload: bytes) -> bytes:
+    """A payload's CRC-32: it catches truncated or damaged files (only we can write the directory) at a quarter
+    of a cryptographic digest's cost, which matters for the megabyte of a vmlinux index."""
+    from zlib import crc32
+
+    return crc32(payload).to_bytes(4, "little")
 
 
 def code_key(*modules: str) -> bytes:
@@ -93,10 +105,10 @@ def load(kind: str, key: bytes) -> bytes | None:
             blob = f.read()
     except (OSError, ValueError):
         return None
-    head = len(_MAGIC) + 2 * DIGEST_SIZE
+    head = len(_MAGIC) + DIGEST_SIZE + 4
     payload = blob[head:]
     if (blob[:len(_MAGIC)] != _MAGIC or blob[len(_MAGIC):len(_MAGIC) + DIGEST_SIZE] != digest(key)
-            or blob[len(_MAGIC) + DIGEST_SIZE:head] != digest(payload)):
+            or blob[len(_MAGIC) + DIGEST_SIZE:head] != _checksum(payload)):
         return None
     try:
         os.utime(path)  # recently used: pruned last
@@ -117,7 +129,7 @@ def store(kind: str, key: bytes, payload: bytes, keep: int) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + digest(key) + digest(payload) + payload)
+                f.write(_MAGIC + digest(key) + _checksum(payload) + payload)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)

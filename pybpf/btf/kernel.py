@@ -3,7 +3,7 @@
 Parsed BTF is cached per process, keyed on the file's identity (device, inode, size, modification time), so a
 module that is unloaded and loaded again, or a different file at the same path, is read afresh.  Parsing is
 lazy (see :mod:`pybpf.btf.btf`): opening vmlinux costs one pass over its type section -- and not even that
-when :mod:`pybpf._cache` holds the index of the same blob (keyed by its SHA-256 and the parsing code).  The
+when :mod:`pybpf._cache` holds the index of the same blob (keyed by its BLAKE2b digest and the parsing code).  The
 answers to name lookups in it (CO-RE candidates, attach targets, ksyms) are kept there too: added to when the
 process exits, read back when the same blob is opened again.
 """
