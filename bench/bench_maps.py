@@ -120,7 +120,8 @@ def c_floor() -> tuple[float, float, float] | None:
     with tempfile.TemporaryDirectory() as d:
         src, exe = os.path.join(d, "floor.c"), os.path.join(d, "floor")
         with open(src, "w") as f:
-            f.write(C_FLOOR.replace("CLOCK_THREAD_CPUTIME_ID", "CLOCK_MONOTONIC" if WALL else "CLOCK_THREAD_CPUTIME_ID"))
+            clock = "CLOCK_MONOTONIC" if WALL else "CLOCK_THREAD_CPUTIME_ID"
+            f.write(C_FLOOR.replace("CLOCK_THREAD_CPUTIME_ID", clock))
         if subprocess.run([cc, "-O2", "-o", exe, src], capture_output=True).returncode:
             return None
         runs = [tuple(map(float, subprocess.run([exe, str(OPS)], capture_output=True, text=True).stdout.split()))

@@ -5,8 +5,8 @@
     sudo python3 examples/s5_xdp_drop.py --mechanism netlink   # the pre-5.9 way (IFLA_XDP)
     sudo python3 examples/s5_xdp_drop.py --mode skb            # generic XDP
 
-Creates namespaces xdpdemo-a (192.0.2.1) and xdpdemo-b (192.0.2.2) joined by veth (pybpf.testing.netns), loads the prebuilt
-xdp_drop.bpf.o (its .rodata knob drop_proto = ICMP), enters namespace b from Python (``ip netns exec``
+Creates namespaces xdpdemo-a (192.0.2.1) and xdpdemo-b (192.0.2.2) joined by veth (pybpf.testing.netns), loads the
+prebuilt xdp_drop.bpf.o (its .rodata knob drop_proto = ICMP), enters namespace b from Python (``ip netns exec``
 would remount /sys) and attaches the program to b's interface.  Then: ping from a fails, TCP from a to b
 still connects, ``ip link`` shows the program; after the Link is closed ping works again.  Everything it
 made is removed on exit.

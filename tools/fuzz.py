@@ -23,8 +23,8 @@ The only exceptions allowed out of a target are ``pybpf.errors.BPFError`` subcla
 else (IndexError, struct.error, RecursionError, MemoryError under the address-space limit, a hang past
 ``--timeout``) is a finding.  Runs read the committed corpus (tools/fuzz_corpus/TARGET) and write the new inputs
 they find to ``--corpus-out`` (default: pybpf-fuzz/TARGET in the temp directory); ``--minimize`` folds those
-that reach new pybpf lines into the committed corpus.  Findings are saved as ``crash-TARGET-SHA1`` under ``--crashes`` (default: pybpf-fuzz/crashes in the temp directory) with the command
-that replays them.
+that reach new pybpf lines into the committed corpus.  Findings are saved as ``crash-TARGET-SHA1`` under
+``--crashes`` (default: pybpf-fuzz/crashes in the temp directory) with the command that replays them.
 
 Engines: ``atheris`` (libFuzzer's coverage-guided engine; ``pip install atheris``, wheels for CPython 3.11)
 or ``builtin``: a coverage-guided loop of our own (line coverage of pybpf through ``sys.settrace``, inputs
@@ -329,7 +329,8 @@ def mutate_bytes(data: bytearray, rng: random.Random, corpus: list[bytes]) -> by
 _ASM_TOKENS = ("r0", "r1", "w2", "r10", "r11", "+=", "-=", "=", "*(u64 *)(r1 + 8)", "*(u8 *)(r10 - 512)", "goto",
                "+3", "-1", "0x7fffffff", "0xffffffffffffffff", "ll", "map[m]", "map_value[m + 99999]", "call",
                "lock", "if", "s>", "<", "exit", "l:", "\n",
-               (".map m, type=hash, key_size=4, value_size=8, max_entries=1"), ".map m, type=ringbuf, max_entries=4096", "be16", "(s8)", "kfunc(x)", ")", "#",
+               ".map m, type=hash, key_size=4, value_size=8, max_entries=1", ".map m, type=ringbuf, max_entries=4096",
+               "be16", "(s8)", "kfunc(x)", ")", "#",
                "//", '"', "9" * 30, ".section", ".section xdp", '.license "GPL"', ".globl f", "f:", "call f",
                "atomic_fetch_add((u64 *)(r1 + 0), r2)", "r1 = 5 ll", "may_goto", "gotol", "pc+", "call pc-10",
                "func[f]", "ld_pseudo r1, 2, 3", "12: (b7)", ".text", "\t", "\0", "\u00e9", "<f+0x8>")
@@ -349,7 +350,8 @@ def mutate_text(data: bytes, rng: random.Random) -> bytes:
             lines.insert(j, " ".join(rng.choice(_ASM_TOKENS) for _ in range(rng.randint(1, 6))))
         elif k == 2 and lines[j]:
             p = rng.randrange(len(lines[j]))
-            lines[j] = lines[j][:p] + chr(rng.choice((rng.randrange(32, 127), rng.randrange(0x3000)))) + lines[j][p + 1:]
+            ch = chr(rng.choice((rng.randrange(32, 127), rng.randrange(0x3000))))
+            lines[j] = lines[j][:p] + ch + lines[j][p + 1:]
         elif k == 3 and len(lines) > 1:
             del lines[j]
         elif k == 4:
@@ -378,7 +380,8 @@ class Mutator:
                 got = btf_fields(data)
             elif self.target == "btfext":
                 b, e = split_btfext(data)
-                got = btf_fields(b, 4) + [(f"ext+{k}", 4 + len(b) + k, "I") for k in range(0, min(len(e), 1 << 16) - 3, 4)]
+                got = btf_fields(b, 4) + [(f"ext+{k}", 4 + len(b) + k, "I")
+                                          for k in range(0, min(len(e), 1 << 16) - 3, 4)]
             elif self.target == "insn":
                 got = [(f"insn{k // 8}.{part}", k + off, fmt) for k in range(0, min(len(data), 1 << 16) - 7, 8)
                        for part, off, fmt in (("code", 0, "B"), ("regs", 1, "B"), ("off", 2, "H"), ("imm", 4, "I"))]

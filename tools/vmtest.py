@@ -567,9 +567,10 @@ def build_initramfs(path: Path, busybox: Path, kernel: Kernel, modules: list[str
         names.append(name)
     moddir = str(kernel.modules) if kernel.modules else ""
     config = kernel.vmlinuz.parent / f"config-{kernel.release}"
-    init = (INIT.replace("@CTL@", CTL).replace("@CONFIG@", str(config) if config.exists() else "").replace("@MODULES@", " ".join(names))
-            .replace("@MODDIR@", moddir).replace("@CGROUP2@", _host_cgroup2())
-            .replace("@TMPFS_TMP@", "0" if any(_under_tmp(x) for x in (cwd, moddir, *command[:1])) else "1").replace("@RELEASE@", kernel.release)
+    tmpfs_tmp = "0" if any(_under_tmp(x) for x in (cwd, moddir, *command[:1])) else "1"
+    init = (INIT.replace("@CTL@", CTL).replace("@CONFIG@", str(config) if config.exists() else "")
+            .replace("@MODULES@", " ".join(names)).replace("@MODDIR@", moddir).replace("@CGROUP2@", _host_cgroup2())
+            .replace("@TMPFS_TMP@", tmpfs_tmp).replace("@RELEASE@", kernel.release)
             .replace("@ENV@", " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())))
     c.file("init", init.encode(), 0o755)
     cmd = f"cd {shlex.quote(cwd)} || exit 125\nexec {shlex.join(command)}\n"

@@ -316,7 +316,8 @@ class _SkeletonWriter:
                f'    OBJECT_NAME = "{spec.name}"']
         if self.types is not None:
             entries = ", ".join(f"{tid}: {name}" for tid, name in sorted(self.types.names.items()))
-            out += _wrapped(f"    RECORDS: typing.ClassVar[dict[int, typing.Callable[..., typing.Any]]] = {{{entries}}}")
+            out += _wrapped("    RECORDS: typing.ClassVar[dict[int, typing.Callable[..., typing.Any]]] = "
+                            f"{{{entries}}}")
         rings = ", ".join(f'"{n}": {r.type_id}' for n, r in self.rings.items() if r.type_id)
         if rings:
             out.append(f"    RING_RECORDS: typing.ClassVar[dict[str, int]] = {{{rings}}}")

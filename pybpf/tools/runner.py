@@ -74,7 +74,8 @@ class Stop(Exception):
 class Session:
     """An object loaded (``globals`` set before load, only ``programs`` if given) and every loaded program
     attached from its SEC() name -- or to ``targets[name]`` (an interface, a tracepoint...), with
-    ``attach_options[name]`` as keywords (``mode="skb"``...).  Programs named in ``optional`` may fail to attach because their hook does not exist here; they are listed in ``skipped``.
+    ``attach_options[name]`` as keywords (``mode="skb"``...).  Programs named in ``optional`` may fail to attach
+    because their hook does not exist here; they are listed in ``skipped``.
     ``netns`` names a network namespace to attach in (network hooks)."""
 
     def __init__(self, source: str | os.PathLike[str], *, globals: Mapping[str, Any] | None = None,

@@ -92,7 +92,8 @@ def test_the_fuzz_tool_mutator_on_every_small_object(seed: int) -> None:
     (".bss claiming 2^63 bytes", ("sh_size", 1 << 63, ".bss"), "claims 9223372036854775808 bytes"),
     ("section offset 2^64-1", ("sh_offset", (1 << 64) - 1, ".data"), "runs past the end"),
     ("symbol table entry size 0", ("sh_entsize", 0, ".symtab"), "section #16: ELFError: Expected entry size"),
-    ("string table link out of range", ("sh_link", 4000, ".symtab"), "section #16: ELFParseError: Reading section 4000"),
+    ("string table link out of range", ("sh_link", 4000, ".symtab"),
+     "section #16: ELFParseError: Reading section 4000"),
     ("relocations for a missing section", ("sh_info", 0xFFFF, ".relxdp"), "#65535, which does not exist"),
 ])
 def test_absurd_section_headers_say_what(what: str, patch: tuple[str, int, str], message: str) -> None:

@@ -1,7 +1,7 @@
 """The plugin's skip markers and policy, run in a separate pytest session on the real kernel: a kprobe-needing
 test skips with the probed reason on this host (which has no kprobes), ``PYBPF_REQUIRE_KERNEL=1`` turns that
-skip into a failure (a setup error) unless the feature is declared absent (environment, ini option or conftest hook), present
-features run, and a process without CAP_BPF/CAP_SYS_ADMIN skips for root."""
+skip into a failure (a setup error) unless the feature is declared absent (environment, ini option or conftest
+hook), present features run, and a process without CAP_BPF/CAP_SYS_ADMIN skips for root."""
 from __future__ import annotations
 
 import importlib.metadata

@@ -28,7 +28,8 @@ def _kprobes() -> bool:
 
 
 def test_s1_hello() -> None:
-    assert re.search(r"pybpf-hello: Hello, World! \(execve from pid \d+\)$", example("s1_hello.py", "--demo"), re.MULTILINE)
+    assert re.search(r"pybpf-hello: Hello, World! \(execve from pid \d+\)$", example("s1_hello.py", "--demo"),
+                     re.MULTILINE)
 
 
 @pytest.mark.feature("kprobe")  # on the VM kernels it runs on kprobes; here on tracepoints

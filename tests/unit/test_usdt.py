@@ -85,8 +85,10 @@ def test_spec_layout() -> None:
 
 def note(provider: bytes, name: bytes, args: bytes, loc: int, base: int, sema: int, owner: bytes = b"stapsdt",
          ntype: int = 3) -> bytes:
+    def pad(b: bytes) -> bytes:
+        return b + bytes(-len(b) % 4)
+
     desc = struct.pack("<QQQ", loc, base, sema) + provider + b"\0" + name + b"\0" + args + b"\0"
-    pad = lambda b: b + bytes(-len(b) % 4)
     owner += b"\0"
     return struct.pack("<III", len(owner), len(desc), ntype) + pad(owner) + pad(desc)
 
