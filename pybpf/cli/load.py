@@ -26,6 +26,8 @@ examples:
     pybpf load prog.bpf.o --pin /sys/fs/bpf/prog       # programs pinned, nothing attached
     pybpf load hello --pin /sys/fs/bpf/hello --attach  # attached until rm -r /sys/fs/bpf/hello
     pybpf load xdp_drop --pin /sys/fs/bpf/xd --attach --target xdp_drop=eth1
+    pybpf load freplace --program drop_verdict --attach-prog drop_verdict=pinned:/sys/fs/bpf/xdp/xdp_verdict \
+        --pin /sys/fs/bpf/ext --attach                 # replace a function of a loaded XDP program
 """
 
 
@@ -61,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(needs --pin)")
     p.add_argument("--target", metavar="PROG=TARGET", type=_assignment, action="append", default=[],
                    help="with --attach: attach PROG to TARGET (an interface for xdp/tc, a cgroup path...)")
+    p.add_argument("--attach-prog", metavar="PROG=TARGET", type=_assignment, action="append", default=[],
+                   help="load PROG (freplace, or fentry/fexit on a BPF function) against an already loaded program: "
+                        "TARGET is id:ID, pinned:PATH or name:NAME (as 'pybpf prog' selects), then optionally "
+                        "@FUNCTION (default: the function PROG's section names)")
     p.add_argument("--set", metavar="VAR=VALUE", type=_assignment, action="append", default=[],
                    help="set a global variable (e.g. a const volatile) before load; repeatable")
     p.add_argument("--program", metavar="NAME", action="append",
@@ -81,6 +87,37 @@ def _check_args(args: argparse.Namespace) -> None:
         raise BPFError("--target PROG=TARGET is for --attach")
 
 
+def _attach_targets(assignments: list[tuple[str, str]]) -> dict[str, Any]:
+    """``--attach-prog`` values -> ``load(attach_targets=)``: each TARGET opened as a Program (the caller closes
+    them), with its function when ``@FUNCTION`` is given."""
+    from .prog import select_programs
+
+    out: dict[str, Any] = {}
+    try:
+        for name, target in assignments:
+            selector, at, func = target.rpartition("@") if "@" in target else (target, "", "")
+            how, colon, what = selector.partition(":")
+            if not colon or how not in ("id", "pinned", "name") or not what or (at and not func):
+                raise BPFError(f"--attach-prog {name}={target}: TARGET is id:ID, pinned:PATH or name:NAME, "
+                               "then optionally @FUNCTION")
+            found = select_programs([how, what])
+            out[name] = (found[0], func) if func else found[0]
+            for extra in found[1:]:
+                extra.close()
+            if len(found) > 1:
+                raise BPFError(f"--attach-prog {name}={target}: {len(found)} loaded programs are named {what!r}; "
+                               "select one by id: or pinned:")
+    except BaseException:
+        _close_targets(out)
+        raise
+    return out
+
+
+def _close_targets(targets: dict[str, Any]) -> None:
+    for t in targets.values():
+        (t[0] if isinstance(t, tuple) else t).close()
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, pin, attach and pin the links, report, and close (the pins keep programs and links alive).  A
     failure removes every pin made so far, so nothing is left half attached."""
@@ -94,13 +131,14 @@ def run(args: argparse.Namespace) -> int:
         ensure_bpffs()
     globals_ = {k: _value(v) for k, v in args.set}
     targets = dict(args.target)
+    attach_targets = _attach_targets(args.attach_prog)
     pins: list[str] = []
     links: list[Link] = []
     made_dir = pin_dir is not None and not os.path.exists(pin_dir)
     report: dict[str, Any] = {}
     try:
         with load(object_path(args.object), globals=globals_, programs=args.program, pin_root=args.pin_root,
-                  log_level=args.log_level) as obj:
+                  log_level=args.log_level, attach_targets=attach_targets) as obj:
             unknown = set(targets) - set(obj.programs)
             if unknown:
                 raise BPFError(f"--target names no loaded program: {', '.join(sorted(unknown))} "
@@ -149,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
             except OSError:
                 pass
         raise
+    finally:
+        _close_targets(attach_targets)  # the loaded programs hold their targets now
     for link in links:
         link.close()  # the pin holds it
     _print(report, logs, args.json)

@@ -10,10 +10,11 @@ import sys
 import time
 
 import pytest
+from conftest import kernel_skip
 from toolrun import DEADLINE, gone
 
 from pybpf.program import Program
-from pybpf.sys import syscall
+from pybpf.sys import abi, syscall
 from pybpf.sys.fd import FD
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_root")]
@@ -95,3 +96,53 @@ def test_failed_attach_leaves_no_pins(uniq: str) -> None:
         assert not os.path.exists(pin_dir)
     finally:
         _remove(pin_dir)
+
+
+@pytest.mark.feature("freplace")
+def test_attach_prog_replaces_a_function_of_a_pinned_program(uniq: str) -> None:
+    """--attach-prog loads freplace.bpf.o's drop_verdict against the pinned XDP program xdp_verdict (a pybpf
+    load before): verdict() returns XDP_DROP while the link pin lives, XDP_PASS again once it is removed."""
+    target_dir, ext_dir = f"/sys/fs/bpf/{uniq}_t", f"/sys/fs/bpf/{uniq}_x"
+    try:
+        done = pybpf("load", "freplace", "--pin", target_dir)
+        assert done.returncode == 0, done.stderr
+        with Program.from_pin(f"{target_dir}/xdp_verdict") as xdp:
+            assert xdp.test_run(bytes(64)).retval == abi.XDP_PASS
+            done = pybpf("load", "freplace", "--program", "drop_verdict", "--attach-prog",
+                         f"drop_verdict=pinned:{target_dir}/xdp_verdict@verdict", "--pin", ext_dir, "--attach",
+                         "--json")
+            if done.returncode and "EPERM" in done.stderr:
+                kernel_skip(f"freplace programs do not load here: {done.stderr.strip()}", feature="freplace")
+            assert done.returncode == 0, done.stderr
+            (entry,) = json.loads(done.stdout)["programs"]
+            assert entry["name"] == "drop_verdict" and entry["link"]["kind"] == "freplace"
+            assert xdp.test_run(bytes(64)).retval == abi.XDP_DROP  # pybpf has exited; the pinned link lives
+            _remove(ext_dir)
+            assert xdp.test_run(bytes(64)).retval == abi.XDP_PASS
+    finally:
+        _remove(ext_dir)
+        _remove(target_dir)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("drop_verdict=xdp_verdict", "TARGET is id:ID, pinned:PATH or name:NAME"),
+    ("drop_verdict=id:12@", "TARGET is id:ID, pinned:PATH or name:NAME"),
+    ("drop_verdict=name:no_such_program_here", "no loaded program with name 'no_such_program_here'"),
+    ("drop_verdict=pinned:/sys/fs/bpf/no/such/pin", "/sys/fs/bpf/no/such/pin"),
+])
+def test_attach_prog_names_a_bad_target(value: str, message: str) -> None:
+    done = pybpf("load", "freplace", "--program", "drop_verdict", "--attach-prog", value)
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("pybpf: error: ") and message in line
+
+
+def test_attach_prog_for_a_program_the_object_lacks(uniq: str) -> None:
+    target_dir = f"/sys/fs/bpf/{uniq}"
+    try:
+        assert pybpf("load", "freplace", "--pin", target_dir).returncode == 0
+        done = pybpf("load", "freplace", "--attach-prog", f"nope=pinned:{target_dir}/xdp_verdict")
+        assert done.returncode == 1
+        assert "attach target given for unknown program 'nope'" in done.stderr
+    finally:
+        _remove(target_dir)
