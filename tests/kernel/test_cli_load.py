@@ -118,7 +118,11 @@ def test_attach_prog_replaces_a_function_of_a_pinned_program(uniq: str) -> None:
             assert entry["name"] == "drop_verdict" and entry["link"]["kind"] == "freplace"
             assert xdp.test_run(bytes(64)).retval == abi.XDP_DROP  # pybpf has exited; the pinned link lives
             _remove(ext_dir)
-            assert xdp.test_run(bytes(64)).retval == abi.XDP_PASS
+            end = time.monotonic() + DEADLINE  # the kernel releases an unpinned link asynchronously
+            while xdp.test_run(bytes(64)).retval != abi.XDP_PASS:
+                assert time.monotonic() < end, "verdict() still replaced after the link's pin was removed"
+                time.sleep(0.05)
+            assert not gone("link", {entry["link"]["id"]})
     finally:
         _remove(ext_dir)
         _remove(target_dir)
