@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_ruff_finds_no_errors(tmp_path: Path) -> None:
+def test_ruff_finds_no_errors() -> None:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff not installed (pip install -e '.[test]')")
