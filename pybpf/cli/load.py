@@ -101,12 +101,12 @@ def _attach_targets(assignments: list[tuple[str, str]]) -> dict[str, Any]:
                 raise BPFError(f"--attach-prog {name}={target}: TARGET is id:ID, pinned:PATH or name:NAME, "
                                "then optionally @FUNCTION")
             found = select_programs([how, what])
-            out[name] = (found[0], func) if func else found[0]
-            for extra in found[1:]:
-                extra.close()
             if len(found) > 1:
+                for p in found:
+                    p.close()
                 raise BPFError(f"--attach-prog {name}={target}: {len(found)} loaded programs are named {what!r}; "
                                "select one by id: or pinned:")
+            out[name] = (found[0], func) if func else found[0]
     except BaseException:
         _close_targets(out)
         raise
